@@ -5,6 +5,8 @@ when Triton or a GPU is missing.
 """
 
 if __name__ != "mqlrec.kernels":
-    # An editable install puts the repository root on sys.path; refuse to pose as the Hugging Face
-    # `kernels` package that transformers probes for.
-    raise ImportError("the Triton kernels are importable only as mqlrec.kernels")
+    # An editable install (or running from the repository root) puts this folder on sys.path as a
+    # top-level `kernels`. transformers probes for the Hugging Face `kernels` package by importing it
+    # and does not catch an ImportError; it does treat a module without __file__ and __version__ as
+    # "not installed" (a namespace shadow), so look like one instead of raising.
+    __file__ = None
