@@ -28,7 +28,7 @@ class Dataset:
     item_text: list[dict] | None = None  # per item: title/description/brand/categories
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # modality -> [n_items, D] float32
     codes: dict[str, np.ndarray] = field(default_factory=dict)  # modality -> [n_items, L] int64 semantic IDs
-    splits: dict[str, Split] = field(default_factory=dict)  # "train"/"valid"/"test" when files give them
+    splits: dict[str, Split] = field(default_factory=dict)  # "train"/"valid"/"test": from files, else leave-one-out
     user_ids: list[str] | None = None  # external ids (reviewerID) by internal id
     item_ids: list[str] | None = None  # external ids (ASIN) by internal id
 
