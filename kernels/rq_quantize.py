@@ -129,7 +129,7 @@ def _launch_config(n: int, k: int, d: int, topk: int) -> dict:
     """
     block_d = max(16, _common.next_pow2(d))
     if _common.interpreting():
-        return dict(BLOCK_N=max(16, min(128, _common.next_pow2(n))), BLOCK_K=max(16, min(256, _common.next_pow2(k))),
+        return dict(BLOCK_N=max(16, min(256, _common.next_pow2(n))), BLOCK_K=max(16, min(256, _common.next_pow2(k))),
                     BLOCK_D=block_d, num_warps=4)
     if topk:
         return dict(BLOCK_N=32, BLOCK_K=32, BLOCK_D=block_d, num_warps=4)
