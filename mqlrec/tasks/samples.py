@@ -34,6 +34,9 @@ class Samples:
     def __len__(self) -> int:
         return len(self.src_len)
 
+    def subset(self, rows: np.ndarray) -> "Samples":
+        return Samples(self.src[rows], self.src_len[rows], self.tgt[rows], self.task[rows], self.item[rows], self.user[rows], self.tasks)
+
 
 @dataclass
 class Positions:
@@ -119,6 +122,23 @@ def _pad_concat(arrays: list[np.ndarray]) -> np.ndarray:
         out[row : row + len(a), : a.shape[1]] = a
         row += len(a)
     return out
+
+
+def concat_samples(parts: list[Samples]) -> Samples:
+    """One sample set from several (e.g. source domains); task indices are remapped to the union of tasks."""
+    tasks: list[str] = []
+    for p in parts:
+        tasks += [t for t in p.tasks if t not in tasks]
+    remap = [np.array([tasks.index(t) for t in p.tasks], dtype=np.int16) for p in parts]
+    return Samples(
+        src=_pad_concat([p.src for p in parts]),
+        src_len=np.concatenate([p.src_len for p in parts]),
+        tgt=_pad_concat([p.tgt for p in parts]),
+        task=np.concatenate([r[p.task] for r, p in zip(remap, parts)]),
+        item=np.concatenate([p.item for p in parts]),
+        user=np.concatenate([p.user for p in parts]),
+        tasks=tasks,
+    )
 
 
 def build_samples(

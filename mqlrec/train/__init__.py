@@ -1,0 +1,1 @@
+"""Training stages (tokenize → pre-train → train → test), checkpoints, DDP evaluation."""

@@ -1,0 +1,5 @@
+import sys
+
+from mqlrec.train.cli import main
+
+sys.exit(main())
