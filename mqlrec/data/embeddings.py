@@ -22,7 +22,8 @@ def check_embedding(table: np.ndarray, n_items: int, source: str) -> np.ndarray:
         raise DataError(f"{source}: embedding table has shape {table.shape}, need [{n_items}, D] (one row per item)")
     if not np.issubdtype(table.dtype, np.number) or np.issubdtype(table.dtype, np.complexfloating):
         raise DataError(f"{source}: embedding table has dtype {table.dtype}, need real numbers")
-    table = np.ascontiguousarray(table, dtype=np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported below
+        table = np.ascontiguousarray(table, dtype=np.float32)
     bad = ~np.isfinite(table)
     if bad.any():
         row = int(np.nonzero(bad.any(axis=1))[0][0])
