@@ -55,7 +55,12 @@ def read_inter_json(path: str) -> list[np.ndarray]:
         user = parse_int(key, path, "user key")
         if not isinstance(items, list):
             raise DataError(f"{path}: user {key}: expected a list of item ids, got {type(items).__name__}")
-        by_user[user] = np.array([parse_int(i, path, f"user {key}") for i in items], dtype=np.int64)
+        if not all(type(i) is int for i in items):  # slow path only to name the bad value
+            items = [parse_int(i, path, f"user {key}") for i in items]
+        try:
+            by_user[user] = np.array(items, dtype=np.int64)
+        except OverflowError:
+            raise DataError(f"{path}: user {key}: item id out of range") from None
     users = sorted(by_user)
     if users != list(range(len(users))):
         missing = sorted(set(range(len(users))) - set(users))[:5]
