@@ -58,7 +58,7 @@ def rq_quantize(
 def info_nce(
     a: torch.Tensor,
     b: torch.Tensor,
-    tau: float,
+    tau: float | torch.Tensor,
     positive: torch.Tensor | None = None,
     mask_diagonal: bool = False,
 ) -> torch.Tensor:
@@ -67,7 +67,9 @@ def info_nce(
         raise ValueError(f"info_nce: a [B, D] and b [B', D], got {tuple(a.shape)} and {tuple(b.shape)}")
     if positive is None and a.shape[0] != b.shape[0]:
         raise ValueError("info_nce: the symmetric loss needs as many rows in a as in b")
-    if backend(a) == "triton":
+    # The kernel treats tau as a constant: a learnable temperature goes through the reference.
+    tau_learnable = isinstance(tau, torch.Tensor) and tau.requires_grad
+    if backend(a) == "triton" and not tau_learnable:
         from mqlrec.kernels.info_nce import info_nce_triton
 
         return info_nce_triton(a, b, tau, positive=positive, mask_diagonal=mask_diagonal)
