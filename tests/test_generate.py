@@ -1,0 +1,191 @@
+"""Beam search / exact search vs brute force, the plain reference, and Hugging Face generate."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from transformers import T5Config, T5ForConditionalGeneration
+
+from mqlrec.generate import Ranking, beam_search
+from mqlrec.generate.reference import exact_from_scores, leaf_paths, reference_beam_search, score_all_leaves
+from mqlrec.language import Language, Trie
+
+from conftest import SHARED_DATA
+
+
+def tiny_model(vocab, seed=0, layers=2):
+    torch.manual_seed(seed)
+    cfg = T5Config(vocab_size=vocab, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=layers,
+                   num_decoder_layers=layers, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    return T5ForConditionalGeneration(cfg).eval()
+
+
+def tiny_case(seed, n_items, levels, n_codes, users=3, collisions=False):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, n_codes, (n_items, levels))
+    if collisions:
+        codes[1::4] = codes[0::4][: len(codes[1::4])]
+    lang = Language({"text": codes}, ["seqrec"], n_codes={"text": n_codes})
+    model = tiny_model(lang.vocab_size, seed)
+    ids = torch.as_tensor(rng.integers(3, lang.vocab_size, (users, 7)))
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0  # a padded user
+    ids[0, 5:] = 0
+    return lang, model, ids, mask
+
+
+def hf_prefix_fn(trie: Trie, eos=1):
+    """The official trie: [decoder start] + code tokens + [eos]."""
+    def allowed(batch_id, sent):
+        toks = sent.tolist()[1:]
+        if len(toks) == trie.depth:
+            return [eos]
+        node = trie.walk(toks)
+        return trie.children(node)[0].tolist() if node >= 0 else []
+    return allowed
+
+
+def hf_generate(model, ids, mask, trie, W):
+    out = model.generate(input_ids=ids, attention_mask=mask, num_beams=W, num_return_sequences=W,
+                         max_new_tokens=trie.depth + 1, prefix_allowed_tokens_fn=hf_prefix_fn(trie),
+                         output_scores=True, return_dict_in_generate=True, length_penalty=1.0,
+                         early_stopping=True, do_sample=False)
+    seqs = out.sequences.reshape(ids.shape[0], W, -1)[:, :, 1 : trie.depth + 1].numpy()
+    leaves = np.array([[trie.walk(s) for s in row] for row in seqs])
+    return leaves, out.sequences_scores.reshape(ids.shape[0], W).numpy()
+
+
+def leaves_of(ranking: Ranking, trie: Trie, lang: Language, modality="text"):
+    """(distinct leaves, their scores) of each row, in ranking order (items of one leaf are adjacent)."""
+    tokens = lang.item_tokens(modality)
+    leaves, scores = [], []
+    for items, row_scores in zip(ranking.items, ranking.scores):
+        first = {}
+        for i, s in zip(items, row_scores):
+            if i >= 0:
+                first.setdefault(trie.walk(tokens[i]), s)
+        leaves.append(list(first))
+        scores.append(list(first.values()))
+    return np.array(leaves), np.array(scores)
+
+
+def assert_real_items(ranking: Ranking, n_items):
+    for row in ranking.items:
+        valid = row[row >= 0]
+        assert len(valid) == len(set(valid.tolist())), "an item appears twice in a row"
+        assert ((valid >= 0) & (valid < n_items)).all()
+        assert (row[len(valid):] == -1).all(), "padding must come last"
+
+
+@pytest.mark.parametrize("normalise", ["full", "level"])
+@pytest.mark.parametrize("seed,levels,n_codes", [(0, 1, 9), (1, 2, 5), (2, 3, 4), (3, 4, 3)])
+def test_wide_beam_equals_brute_force(seed, levels, n_codes, normalise):
+    lang, model, ids, mask = tiny_case(seed, 30, levels, n_codes, collisions=seed % 2 == 1)
+    trie = lang.trie("text")
+    n_leaves = len(leaf_paths(trie)[0])
+    leaves, scores = score_all_leaves(model, ids, mask, trie, normalise)
+    want = exact_from_scores(trie, leaves, scores, n_leaves)
+    for step in ["torch", "cpp"]:
+        got = beam_search(model, ids, mask, trie, beam_width=n_leaves + 3, step=step, normalise=normalise)
+        np.testing.assert_array_equal(got.items, want.items)
+        np.testing.assert_allclose(got.scores, want.scores, atol=2e-6)
+        assert_real_items(got, lang.n_items)
+    # exact search with a small K = the brute-force top-K
+    k = min(4, n_leaves)
+    ex = beam_search(model, ids, mask, trie, beam_width=k, search="exact", normalise=normalise)
+    top = exact_from_scores(trie, leaves, scores, k)
+    np.testing.assert_array_equal(ex.items, top.items)
+    np.testing.assert_allclose(ex.scores, top.scores, atol=2e-6)
+
+
+def test_collisions_contribute_every_item_with_the_leaf_score():
+    lang, model, ids, mask = tiny_case(5, 24, 2, 4, collisions=True)
+    trie = lang.trie("text")
+    r = beam_search(model, ids, mask, trie, beam_width=3)
+    tokens = lang.item_tokens("text")
+    for b in range(len(r)):
+        row = r.items[b][r.items[b] >= 0]
+        leaves = [trie.walk(tokens[i]) for i in row]
+        assert len(set(leaves)) == 3
+        for leaf in set(leaves):
+            members = row[[x == leaf for x in leaves]]
+            assert sorted(members.tolist()) == sorted(trie.leaf_items(leaf).tolist())
+            assert len(set(r.scores[b][np.isin(r.items[b], members)].tolist())) == 1
+    assert r.items.shape[1] > 3  # collisions made rows longer than the beam
+
+
+@pytest.mark.parametrize("normalise", ["full", "level"])
+def test_fast_equals_reference_beam_search(normalise):
+    lang, model, ids, mask = tiny_case(11, 200, 3, 7, users=4)
+    trie = lang.trie("text")
+    want = reference_beam_search(model, ids, mask, trie, beam_width=6, normalise=normalise)
+    got = beam_search(model, ids, mask, trie, beam_width=6, normalise=normalise, batch_size=3)
+    np.testing.assert_array_equal(got.items, want.items)
+    np.testing.assert_allclose(got.scores, want.scores, atol=2e-6)
+
+
+@pytest.mark.parametrize("W", [2, 5, 8])  # HF with num_beams=1 is greedy search, not beam search
+def test_equals_hugging_face_generate(W):
+    lang, model, ids, mask = tiny_case(21, 300, 3, 9, users=3)
+    trie = lang.trie("text")
+    hf_leaves, hf_scores = hf_generate(model, ids, mask, trie, W)
+    got = beam_search(model, ids, mask, trie, beam_width=W)
+    leaves, scores = leaves_of(got, trie, lang)
+    np.testing.assert_array_equal(leaves, hf_leaves)
+    np.testing.assert_allclose(scores, hf_scores, atol=1e-5)
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "Instruments")),
+                    reason="shared data folder with Instruments is absent")
+def test_official_size_model_on_instruments_codes_equals_hugging_face():
+    codes = {}
+    for m, f in [("text", "index_lemb"), ("image", "index_vitemb")]:
+        with open(os.path.join(SHARED_DATA, "Instruments", f"Instruments.{f}.json")) as fh:
+            d = json.load(fh)
+        codes[m] = np.array([[int(t.split("_")[1][:-1]) for t in d[str(i)]] for i in range(len(d))])
+    lang = Language(codes, ["seqrec", "seqimage"], n_codes={"text": 256, "image": 256})
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=lang.vocab_size, d_model=128, d_ff=1024, d_kv=64, num_heads=6, num_layers=4,
+                   num_decoder_layers=4, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    model = T5ForConditionalGeneration(cfg).eval()
+    rng = np.random.default_rng(0)
+    tokens = lang.item_tokens("image")
+    hist = tokens[rng.integers(0, lang.n_items, (2, 20))].reshape(2, -1)
+    ids = torch.as_tensor(np.concatenate([np.full((2, 1), lang.task_id("seqimage")), hist, np.ones((2, 1), int)], 1))
+    mask = torch.ones_like(ids)
+    trie = lang.trie("image")
+    hf_leaves, hf_scores = hf_generate(model, ids, mask, trie, 20)
+    got = beam_search(model, ids, mask, trie, beam_width=20)
+    leaves, scores = leaves_of(got, trie, lang, "image")  # the image index is collision-free
+    np.testing.assert_array_equal(leaves, hf_leaves)
+    np.testing.assert_allclose(scores, hf_scores, atol=1e-5)
+    np.testing.assert_allclose(got.scores, hf_scores, atol=1e-5)
+    assert_real_items(got, lang.n_items)
+
+
+def test_more_beams_than_items_pads_without_crashing():
+    lang, model, ids, mask = tiny_case(3, 5, 2, 3)
+    trie = lang.trie("text")
+    r = beam_search(model, ids, mask, trie, beam_width=50)
+    n = lang.n_items
+    assert r.items.shape == (3, n) and (r.items >= 0).all()  # 5 items, all returned
+    r = beam_search(model, ids, mask, trie, beam_width=50, search="exact")
+    assert r.items.shape == (3, n) and (r.items >= 0).all()
+
+
+def test_bad_arguments_raise_clear_errors():
+    lang, model, ids, mask = tiny_case(4, 10, 2, 3)
+    trie = lang.trie("text")
+    with pytest.raises(ValueError, match="beam_width"):
+        beam_search(model, ids, mask, trie, beam_width=0)
+    with pytest.raises(ValueError, match="normalise"):
+        beam_search(model, ids, mask, trie, normalise="softmax")
+    with pytest.raises(ValueError, match="search"):
+        beam_search(model, ids, mask, trie, search="greedy")
+    with pytest.raises(ValueError, match="attention_mask"):
+        beam_search(model, ids, mask[:, :3], trie)
+    big = Trie.build(np.array([[model.config.vocab_size + 5]]))
+    with pytest.raises(ValueError, match="outside"):
+        beam_search(model, ids, mask, big)
