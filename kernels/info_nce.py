@@ -70,9 +70,10 @@ def _lse_kernel(
         if MASK_DIAG:
             s = tl.where(cols[None, :] == rows[:, None], float("-inf"), s)
         tgt_logit += tl.sum(tl.where(cols[None, :] == tgt[:, None], s, 0.0), axis=1)
+        # The first tile always holds an unmasked column (unless NY = 1 with mask_diagonal, a loss the
+        # reference makes NaN too), so new_max is finite from the first tile on: no inf - inf here.
         new_max = tl.maximum(run_max, tl.max(s, axis=1))
-        safe_max = tl.where(new_max == float("-inf"), 0.0, new_max)  # no valid column yet: avoid inf - inf
-        run_sum = run_sum * tl.exp2(run_max - safe_max) + tl.sum(tl.exp2(s - safe_max[:, None]), axis=1)
+        run_sum = run_sum * tl.exp2(run_max - new_max) + tl.sum(tl.exp2(s - new_max[:, None]), axis=1)
         run_max = new_max
     tl.store(lse_ptr + rows, run_max + tl.log2(run_sum), mask=row_ok)
     tl.store(tgt_logit_ptr + rows, tgt_logit, mask=row_ok)
@@ -132,7 +133,7 @@ def _grad_kernel(
         if Y_TERM:
             tgt_y = tl.load(tgt_y_ptr + cols, mask=col_ok, other=-1)
             ds -= tl.where(rows[:, None] == tgt_y[None, :], w_y[None, :], 0.0)
-        ds = tl.where(col_ok[None, :], ds, 0.0)  # padded columns have s = 0, not -inf
+        # Padded columns get a finite ds, but their y rows load as 0: they add nothing to acc.
         acc += tl.dot(ds.to(y.dtype), y, input_precision=PRECISION)
     tl.store(dx_ptr + x_off, (acc * scale).to(dx_ptr.dtype.element_ty), mask=x_ok)
 
