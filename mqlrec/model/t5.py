@@ -46,7 +46,9 @@ def load_model(name_or_path: str):
     Never downloads: mqlrec runs offline, so a missing model is a clear error, not a network call.
     """
     from transformers import T5ForConditionalGeneration
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     if not os.path.isdir(name_or_path) and os.path.sep in name_or_path:
         raise FileNotFoundError(f"{name_or_path}: no such checkpoint directory")
     try:

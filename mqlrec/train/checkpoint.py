@@ -55,7 +55,15 @@ class Checkpoint:
     path: str
 
 
+def _quiet_transformers() -> None:
+    """No per-file progress bars from transformers: a checkpoint is a few MB and is written every epoch."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def save_checkpoint(path: str, model, language: Language, meta: dict, titles=None, train_state: dict | None = None) -> None:
+    _quiet_transformers()
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
@@ -109,6 +117,7 @@ def read_meta(path: str) -> dict:
 def load_checkpoint(path: str, device: str = "cpu") -> Checkpoint:
     from mqlrec.model import load_model
 
+    _quiet_transformers()
     path = resolve(path)
     meta = read_meta(path)
     language = Language.load(os.path.join(path, LANGUAGE_FILE))

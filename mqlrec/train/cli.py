@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("run")
     g.add_argument("--out", default=None, help="output folder (checkpoints best/ and last/, metrics.jsonl, results.json); default runs/<dataset>")
     g.add_argument("--resume", action="store_true", help="continue from OUT/last (model, optimizer, scheduler, RNG, epoch)")
+    g.add_argument("--stop-after", type=int, metavar="N",
+                   help="leave after N training epochs of this invocation (no test), to continue later with --resume")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="bf16 autocast (auto: on CUDA when supported)")
     g.add_argument("--seed", type=int, default=0, help="seed of everything (data subsets, init, shuffling, dropout)")
@@ -335,8 +337,12 @@ def run(args) -> dict:
         return validation_score(results)
 
     summary = fit(recommender, samples, FitConfig(epochs=args.epochs, patience=args.patience, eval_every=args.eval_every, **fit_common),
-                  device, validate=validate, save=saver("train"), log=log, state=resume_state, stage="train")
+                  device, validate=validate, save=saver("train"), log=log, state=resume_state, stage="train",
+                  stop_after=args.stop_after)
     log({"stage": "train_done", **summary})
+    if summary["interrupted"]:
+        log.close()
+        return {"interrupted": True}
 
     # Stage: test with the best validated weights.
     if os.path.isdir(best_dir):

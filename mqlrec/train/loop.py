@@ -63,6 +63,7 @@ def fit(
     log: Callable[[dict], None] | None = None,
     state: dict | None = None,
     stage: str = "train",
+    stop_after: int | None = None,
 ) -> dict:
     """Train for cfg.epochs (from `state` when resuming); return the final state summary.
 
@@ -86,10 +87,13 @@ def fit(
         if device.startswith("cuda") and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"])
         start_epoch, best, best_epoch, bad_epochs = state["epoch"] + 1, state["best"], state["best_epoch"], state["bad_epochs"]
-    stopped_early = False
+    stopped_early = interrupted = False
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.patience and bad_epochs >= cfg.patience:
             stopped_early = True
+            break
+        if stop_after is not None and epoch - start_epoch >= stop_after:
+            interrupted = True
             break
         recommender.train()
         batches = epoch_batches(len(samples), cfg.batch_size, epoch, cfg.seed, rank, world)
@@ -149,4 +153,4 @@ def fit(
                     },
                 },
             )
-    return {"best": best, "best_epoch": best_epoch + 1, "stopped_early": stopped_early}
+    return {"best": best, "best_epoch": best_epoch + 1, "stopped_early": stopped_early, "interrupted": interrupted}

@@ -1,0 +1,125 @@
+"""Training CLI: DDP-sharded evaluation == 1-process evaluation, exact resume, bad inputs, sharding."""
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from mqlrec.data import write_mqlrec
+from mqlrec.data.synthetic import make_synthetic
+from mqlrec.tasks import SequenceTable
+from mqlrec.train.baselines import Popularity
+from mqlrec.train.batches import epoch_batches
+from mqlrec.train.cli import main
+
+TINY = ["--d-model", "32", "--d-ff", "64", "--d-kv", "8", "--num-heads", "2", "--num-layers", "1",
+        "--batch-size", "64", "--beam-width", "10", "--eval-batch-size", "8", "--codebook-size", "16"]
+
+
+def unique_codes(rng, n, levels, k):
+    ids = rng.choice(k**levels, n, replace=False)
+    return np.stack([(ids // k**level) % k for level in range(levels)], 1)
+
+
+def make_data_dir(path, n_users, n_items, seed=0, levels=3):
+    ds = make_synthetic(seed=seed, n_items=n_items, n_users=n_users)
+    rng = np.random.default_rng(seed)
+    ds.codes = {"text": unique_codes(rng, n_items, levels, 16), "image": unique_codes(rng, n_items, levels, 16)}
+    ds.embeddings = {}
+    write_mqlrec(ds, str(path))
+    return ds
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("d") / "syn"
+    make_data_dir(path, n_users=101, n_items=60)  # odd user count: shards of unequal size
+    return str(path)
+
+
+def run_cli(*argv):
+    return main([str(a) for a in argv])
+
+
+def test_epoch_batches_cover_every_sample_once_per_rank_set():
+    for n, bs, world in [(1, 4, 1), (17, 4, 2), (103, 10, 3), (64, 64, 2)]:
+        per_rank = [epoch_batches(n, bs, epoch=3, seed=1, rank=r, world=world) for r in range(world)]
+        assert len({len(b) for b in per_rank}) == 1  # same number of steps on every rank
+        seen = np.concatenate([np.concatenate(b) for b in per_rank])
+        assert set(seen.tolist()) == set(range(n)) and len(seen) == -(-n // world) * world
+        again = epoch_batches(n, bs, epoch=3, seed=1, rank=0, world=world)
+        assert all(np.array_equal(a, b) for a, b in zip(again, per_rank[0]))
+
+
+def test_popularity_counts_training_interactions_only():
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(0, 12, rng.integers(2, 9)) for _ in range(40)]
+    counts = Counter(int(i) for s in seqs for i in s[:-2])
+    want = sorted(range(12), key=lambda i: (-counts[i], i))[:5]
+    ranking = Popularity(SequenceTable(seqs, 12), k=5)(np.arange(3))
+    assert ranking.items.tolist() == [want] * 3
+    assert ranking.scores[0].tolist() == [counts[i] for i in want]
+
+
+def test_ddp_sharded_evaluation_equals_single_process(data_dir, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mqlrec.train",
+           "--data", data_dir, "--epochs", "1", "--valid-metric", "loss", "--out", str(out), *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.load(open(out / "results.json"))
+    assert ddp["n_users"] == 101
+    single_out = tmp_path / "single"
+    assert run_cli("--data", data_dir, "--eval-checkpoint", out / "best", "--out", single_out, *TINY) == 0
+    single = json.load(open(single_out / "results.json"))
+    assert single == ddp  # every user counted exactly once, same numbers to the last bit
+    assert set(single) >= {"text", "image", "ensemble", "popularity"}
+
+
+def test_resume_continues_exactly(data_dir, tmp_path):
+    common = ["--data", data_dir, "--epochs", "2", "--valid-metric", "loss", "--eval-users", "9", *TINY]
+    assert run_cli(*common, "--out", tmp_path / "full") == 0
+    assert run_cli(*common, "--out", tmp_path / "cut", "--stop-after", "1") == 0
+    assert not (tmp_path / "cut" / "results.json").exists()
+    assert run_cli(*common, "--out", tmp_path / "cut", "--resume") == 0
+    a = load_file(str(tmp_path / "full" / "last" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert json.load(open(tmp_path / "full" / "results.json")) == json.load(open(tmp_path / "cut" / "results.json"))
+
+
+def test_bad_inputs(data_dir, tmp_path, capsys):
+    # a checkpoint to misuse
+    out = tmp_path / "run"
+    assert run_cli("--data", data_dir, "--epochs", "1", "--valid-metric", "loss", "--eval-users", "5", "--out", out, *TINY) == 0
+    capsys.readouterr()
+
+    other = tmp_path / "other"
+    make_data_dir(other, n_users=50, n_items=60, seed=1)
+    assert run_cli("--data", other, "--eval-checkpoint", out / "best", *TINY) == 2
+    assert "trained on dataset" in capsys.readouterr().err
+
+    # IDs with a different number of levels than the checkpoint's
+    from mqlrec.data import write_index
+
+    deeper = tmp_path / "deeper.json"
+    write_index(str(deeper), "text", unique_codes(np.random.default_rng(0), 60, 4, 16))
+    assert run_cli("--data", data_dir, "--index", f"text={deeper}", "--resume", "--epochs", "2", "--out", out, *TINY) == 2
+    assert "shape" in capsys.readouterr().err
+
+    assert run_cli("--data", data_dir, "--resume", "--out", tmp_path / "nothing", *TINY) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+    assert run_cli("--data", data_dir, "--index", "txt=/x.json", *TINY) == 2
+    assert "--index" in capsys.readouterr().err
+    assert run_cli("--data", data_dir, "--tasks", "seqrec", "nope", "--out", tmp_path / "t", *TINY) == 2
+    assert "unknown task" in capsys.readouterr().err
+    assert run_cli("--data", str(tmp_path / "missing"), *TINY) == 2
+    assert "not found" in capsys.readouterr().err
