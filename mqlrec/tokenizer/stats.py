@@ -33,6 +33,7 @@ def plot_code_usage(usage: dict[str, list[dict]], path: str, title: str = "", bu
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     modalities = list(usage)
     n_levels = len(usage[modalities[0]])
@@ -45,6 +46,7 @@ def plot_code_usage(usage: dict[str, list[dict]], path: str, title: str = "", bu
             size = bucket if len(counts) >= 2 * bucket else 1
             per_bucket = np.add.reduceat(counts, np.arange(0, len(counts), size))
             ax.bar(np.arange(len(per_bucket)) + i * width, per_bucket, width=width, label=m)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"level {level + 1}")
         ax.set_xlabel(f"bucket index ({size} codes each)" if size > 1 else "code")
         if level == 0:

@@ -1,7 +1,8 @@
 """Train one RQ-VAE per modality (method "rqvae") or both jointly with MACRec's losses ("macrec").
 
-Like the official trainer, the collision count of all items is checked every `eval_every` epochs and
-the state with the fewest collisions is kept (per modality for "rqvae", summed for "macrec").
+Like the official trainer, the collision count of all items is checked every `eval_every` epochs (and
+after the last) and the state with the fewest collisions is kept (per modality for "rqvae", summed for
+"macrec"; the earliest on ties).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mqlrec.tokenizer.rqvae import RQVAE
 @dataclass
 class TrainedTokenizer:
     models: dict[str, RQVAE]
-    best_epoch: dict[str, int]  # epoch (1-based) whose state was kept; 0 = the k-means initialisation
+    best_epoch: dict[str, int]  # epoch (1-based) whose state was kept
     best_collisions: dict[str, int]
     history: list[dict] = field(default_factory=list)  # per epoch: mean losses
 
@@ -73,11 +74,12 @@ def train_tokenizer(embeddings: dict[str, np.ndarray], config: TokenizerConfig) 
         total = sum(collisions.values())
         return {m: (total if config.method == "macrec" else c) for m, c in collisions.items()}
 
-    collisions = {m: _collisions(models[m], xs[m]) for m in modalities}
-    best = selection_scores(collisions)
-    best_collisions = dict(collisions)
+    # As the official trainer, only trained states compete (the k-means initialisation is not a candidate;
+    # the last epoch is always evaluated, so some state is always kept).
+    best = {m: float("inf") for m in modalities}
+    best_collisions = {m: -1 for m in modalities}
     best_epoch = {m: 0 for m in modalities}
-    best_state = {m: copy.deepcopy(models[m].state_dict()) for m in modalities}
+    best_state: dict[str, dict] = {}
     history = []
     bar = tqdm(range(1, config.epochs + 1), desc=f"tokenizer[{config.method}]", disable=not config.progress)
     for epoch in bar:
