@@ -62,7 +62,11 @@ void beam_step(const CArray<float>& logp, const CArray<float>& score, const CArr
   int error = 0;
   {
     py::gil_scoped_release release;
-#pragma omp parallel
+    // Threads only pay off for big batches: a step is ~1 us per row, and waking (or spin-waiting)
+    // a second OpenMP runtime next to torch's costs far more than that on a busy machine.
+    const bool parallel = B * w_in * vocab >= (int64_t{1} << 23);
+    (void)parallel;
+#pragma omp parallel if (parallel)
     {
       std::vector<mqlrec::BeamCandidate> cand;
 #pragma omp for schedule(static)

@@ -66,7 +66,7 @@ def beam_search(
     search: str = "beam",
     step: str = "auto",
     normalise: str = "full",
-    batch_size: int = 128,
+    batch_size: int = 64,
     progress: bool = False,
 ) -> Ranking:
     """Top items per user under `model`, best first (see module docstring for the score).

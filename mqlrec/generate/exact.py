@@ -5,8 +5,10 @@ score bounds every completion below it. Popping prefixes best first, a completed
 the top of the queue is better than (or equal to) everything still unexplored: the first K completed
 paths popped are the K best leaves under the model, with the same score definition as beam_search.
 
-Batched: each round every unfinished user pops up to `expand` prefixes (only while the top of its
-queue is incomplete), and all popped prefixes of one length run through the model in one call.
+Batched: each round every unfinished user pops up to its budget of prefixes (only while the top of
+its queue is incomplete; the budget starts at `expand` and doubles every round, so a flat model
+needs few rounds and a peaked one expands little more than necessary), and all popped prefixes of
+one length run through the model in one call.
 Prefixes are re-decoded from scratch (no cache): this is the correctness tool, not the fast path;
 with a trained (peaked) model it expands few nodes, with a random (flat) one it approaches brute force.
 """
@@ -28,7 +30,7 @@ from mqlrec.language import Trie
 
 @torch.no_grad()
 def exact_search(model, input_ids, attention_mask, trie: Trie, k: int, normalise: str = "full",
-                 batch_size: int = 128, expand: int = 64, max_prefixes: int = 4096, progress: bool = False) -> Ranking:
+                 batch_size: int = 128, expand: int = 32, max_prefixes: int = 4096, progress: bool = False) -> Ranking:
     model.eval()
     leaves, scores = [], []
     for s in tqdm(range(0, input_ids.shape[0], batch_size), desc="exact search", disable=not progress):
@@ -54,6 +56,7 @@ def _exact_chunk(model, input_ids, attention_mask, trie, k, normalise, expand, m
     # queue entries: (-log p of the prefix, tie, depth, node, token tuple)
     queues = [[(0.0, next(tie), 0, 0, ())] for _ in range(B)]
     found = [[] for _ in range(B)]
+    budget = expand
     while True:
         requests = defaultdict(list)  # depth -> [(user, logp, node, tokens)]
         for u in range(B):
@@ -62,12 +65,13 @@ def _exact_chunk(model, input_ids, attention_mask, trie, k, normalise, expand, m
                 neg, _, _, node, _ = heapq.heappop(q)
                 found[u].append((node, -neg))
             popped = 0
-            while q and len(found[u]) < k and q[0][2] < done_depth and popped < expand:
+            while q and len(found[u]) < k and q[0][2] < done_depth and popped < budget:
                 neg, _, depth, node, toks = heapq.heappop(q)
                 requests[depth].append((u, -neg, node, toks))
                 popped += 1
         if not requests:
             break
+        budget = min(2 * budget, 1 << 16)
         for depth, reqs in requests.items():
             for s in range(0, len(reqs), max_prefixes):
                 part = reqs[s : s + max_prefixes]

@@ -1,0 +1,225 @@
+"""Benchmark: trie-constrained beam search on the Instruments catalog, official-size T5 (random weights).
+
+Correctness first (ours == HF generate top-20 lists and scores, ours == the torch reference), then
+users/s of every provider, the ratio to HF measured in the same run, a projection for the full test
+set (17,112 users x 2 modalities + ensemble), and the FLOP floor (encoder once per user + decoder
+steps of the active beams) divided by the matmul rate measured here. Appends to bench/results/beam.json.
+
+    python bench/bench_beam.py            # defaults: 256 users, 16 through HF, 3 through exact
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+from transformers import T5Config, T5ForConditionalGeneration
+
+from mqlrec.evaluate import ensemble
+from mqlrec.generate import beam_search
+from mqlrec.generate.reference import reference_beam_search
+from mqlrec.generate.step import cuda_step_available
+from mqlrec.language import Language, Trie
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEST_USERS = 17112  # Instruments test set
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=os.path.join(HERE, "..", "..", "shared", "data", "Instruments"),
+                   help="folder with Instruments.index_lemb.json and Instruments.index_vitemb.json")
+    p.add_argument("--users", type=int, default=256, help="users timed for our search (per provider)")
+    p.add_argument("--hf-users", type=int, default=16, help="users run through HF generate (slow)")
+    p.add_argument("--ref-users", type=int, default=8, help="users run through the torch reference search")
+    p.add_argument("--exact-users", type=int, default=3, help="users run through exact search (near brute force on a random model)")
+    p.add_argument("--batch-size", type=int, default=64, help="users per decoder batch for our search")
+    p.add_argument("--hf-batch-size", type=int, default=8, help="users per HF generate call")
+    p.add_argument("--beams", type=int, default=20, help="beam width")
+    p.add_argument("--modality", default="text", choices=["text", "image"], help="catalog/trie to search")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model weights and histories")
+    p.add_argument("--out", default=os.path.join(HERE, "results", "beam.json"), help="JSON results file (appended)")
+    return p.parse_args()
+
+
+def load_language(data_dir):
+    codes = {}
+    for m, name in [("text", "index_lemb"), ("image", "index_vitemb")]:
+        path = os.path.join(data_dir, f"Instruments.{name}.json")
+        with open(path) as f:
+            d = json.load(f)
+        codes[m] = np.array([[int(t.split("_")[1].rstrip(">")) for t in d[str(i)]] for i in range(len(d))])
+    return Language(codes, ["seqrec", "seqimage"], n_codes={"text": 256, "image": 256})
+
+
+def official_model(vocab, seed):
+    torch.manual_seed(seed)
+    cfg = T5Config(vocab_size=vocab, d_model=128, d_ff=1024, d_kv=64, num_heads=6, num_layers=4,
+                   num_decoder_layers=4, dropout_rate=0.1, relative_attention_num_buckets=32,
+                   pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    return T5ForConditionalGeneration(cfg).eval()
+
+
+def hf_prefix_fn(trie: Trie, eos=1):
+    def allowed(batch_id, sent):
+        toks = sent.tolist()[1:]
+        if len(toks) == trie.depth:
+            return [eos]
+        node = trie.walk(toks)
+        return trie.children(node)[0].tolist() if node >= 0 else []
+    return allowed
+
+
+def hf_search(model, ids, mask, trie, W, batch):
+    leaves, scores = [], []
+    fn = hf_prefix_fn(trie)
+    for s in range(0, len(ids), batch):
+        out = model.generate(input_ids=ids[s : s + batch], attention_mask=mask[s : s + batch], num_beams=W,
+                             num_return_sequences=W, max_new_tokens=trie.depth + 1, prefix_allowed_tokens_fn=fn,
+                             output_scores=True, return_dict_in_generate=True, length_penalty=1.0,
+                             early_stopping=True, do_sample=False)
+        n = len(ids[s : s + batch])
+        seqs = out.sequences.reshape(n, W, -1)[:, :, 1 : trie.depth + 1].numpy()
+        leaves.append([[trie.walk(x) for x in row] for row in seqs])
+        scores.append(out.sequences_scores.reshape(n, W).numpy())
+    return np.concatenate(leaves), np.concatenate(scores)
+
+
+def leaf_lists(ranking, lang, modality, trie):
+    """(distinct leaves, their scores) per row, in ranking order."""
+    tokens = lang.item_tokens(modality)
+    leaves, scores = [], []
+    for items, sc in zip(ranking.items, ranking.scores):
+        first = {}
+        for i, s in zip(items, sc):
+            if i >= 0:
+                first.setdefault(trie.walk(tokens[i]), s)
+        leaves.append(list(first))
+        scores.append(list(first.values()))
+    return leaves, scores
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def flops_per_user(cfg, S, W, L, V):
+    """Multiply-adds x 2 of one user's search: encoder once, cross K/V once, decoder for active beams."""
+    D, inner, F, n_enc, n_dec = cfg.d_model, cfg.num_heads * cfg.d_kv, cfg.d_ff, cfg.num_layers, cfg.num_decoder_layers
+    enc_layer = 4 * S * D * inner + 2 * S * S * inner + 2 * S * D * F
+    enc = n_enc * enc_layer + n_dec * 2 * S * D * inner  # + cross-attention K/V, once per user
+    dec = 0
+    active = [1] + [W] * (L - 1) + [W]  # step 0: one beam; L-1 more code steps; the eos step
+    for t, a in enumerate(active):
+        per_token = n_dec * (4 * D * inner + 2 * (t + 1) * inner + 2 * D * inner + 2 * S * inner + 2 * D * F) + D * V
+        dec += a * per_token
+    return 2 * (enc + dec)
+
+
+def matmul_rate(m=2560, k=128, n=1024, reps=20):
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * m * k * n * reps / (time.perf_counter() - t)
+
+
+def main():
+    args = parse_args()
+    lang = load_language(args.data_dir)
+    model = official_model(lang.vocab_size, args.seed)
+    trie = lang.trie(args.modality)
+    task = "seqrec" if args.modality == "text" else "seqimage"
+    rng = np.random.default_rng(args.seed)
+    n = max(args.users, args.hf_users, args.ref_users, args.exact_users)
+    tokens = lang.item_tokens(args.modality)
+    hist = tokens[rng.integers(0, lang.n_items, (n, 20))].reshape(n, -1)
+    ids = torch.as_tensor(np.concatenate([np.full((n, 1), lang.task_id(task)), hist, np.ones((n, 1), np.int64)], 1))
+    mask = torch.ones_like(ids)
+    W, L, S, V = args.beams, trie.depth, ids.shape[1], lang.vocab_size
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "torch": torch.__version__, "modality": args.modality, "beams": W, "source_len": S, "catalog": lang.n_items,
+        "cuda": torch.cuda.is_available(),
+    }
+    print(json.dumps(result))
+
+    # correctness first
+    h = args.hf_users
+    (hf_leaves, hf_scores), t_hf = timed(lambda: hf_search(model, ids[:h], mask[:h], trie, W, args.hf_batch_size))
+    ours_hf = beam_search(model, ids[:h], mask[:h], trie, beam_width=W, normalise="full")
+    leaves, scores = leaf_lists(ours_hf, lang, args.modality, trie)
+    identical = sum(list(a) == list(b) for a, b in zip(leaves, hf_leaves))
+    max_diff = max(float(np.abs(np.array(s) - hs).max()) for s, hs in zip(scores, hf_scores))
+    result["hf_identical_top20_lists"] = f"{identical}/{h}"
+    result["hf_max_score_diff"] = max_diff
+    r = args.ref_users
+    ref, t_ref = timed(lambda: reference_beam_search(model, ids[:r], mask[:r], trie, beam_width=W))
+    ours_ref = beam_search(model, ids[:r], mask[:r], trie, beam_width=W, step="torch")
+    result["reference_identical_rankings"] = f"{int((ref.items == ours_ref.items).all(1).sum())}/{r}"
+    print(json.dumps({k: result[k] for k in ("hf_identical_top20_lists", "hf_max_score_diff", "reference_identical_rankings")}))
+    if identical != h:
+        raise SystemExit("ours differs from HF generate: refusing to report speed")
+
+    rates = {"hf_generate": h / t_hf, "torch_reference": r / t_ref}
+    u = args.users
+    providers = {"ours_cpu_torch_step": dict(step="torch"), "ours_cpu_cpp_step": dict(step="cpp"),
+                 "ours_cpu_cpp_step_level": dict(step="cpp", normalise="level")}
+    for name, kw in providers.items():
+        beam_search(model, ids[:8], mask[:8], trie, beam_width=W, batch_size=args.batch_size, **kw)  # warm-up
+        rk, t = timed(lambda: beam_search(model, ids[:u], mask[:u], trie, beam_width=W, batch_size=args.batch_size, **kw))
+        rates[name] = u / t
+        if name == "ours_cpu_cpp_step":
+            ours_rank = rk
+    if cuda_step_available():
+        ic, mc = ids[:u].cuda(), mask[:u].cuda()
+        mcuda = model.cuda()
+        beam_search(mcuda, ic[:8], mc[:8], trie, beam_width=W)
+        torch.cuda.synchronize()
+        _, t = timed(lambda: (beam_search(mcuda, ic, mc, trie, beam_width=W, batch_size=args.batch_size), torch.cuda.synchronize()))
+        rates["ours_cuda"] = u / t
+        model = mcuda.cpu()
+    e = args.exact_users
+    ex, t_ex = timed(lambda: beam_search(model, ids[:e], mask[:e], trie, beam_width=W, search="exact"))
+    rates["exact"] = e / t_ex
+    differs = sum(list(ex.items[i, :10]) != list(ours_rank.items[i, :10]) for i in range(e))
+    result["beam_top10_differs_from_exact"] = f"{differs}/{e}"
+    ens, t_ens = timed(lambda: ensemble(ours_rank, ours_rank))
+    result["ensemble_users_per_s"] = u / t_ens
+
+    best = max((k for k in rates if k.startswith("ours_cpu") and not k.endswith("level")), key=rates.get)
+    result["users_per_s"] = {k: round(v, 2) for k, v in rates.items()}
+    result["ratio_to_hf"] = {k: round(v / rates["hf_generate"], 2) for k, v in rates.items()}
+    full_set = 2 * TEST_USERS / rates[best] + TEST_USERS / result["ensemble_users_per_s"]
+    result["projected_test_set_s"] = {"ours": round(full_set, 1),
+                                      "hf_generate": round(2 * TEST_USERS / rates["hf_generate"], 1)}
+    flops = flops_per_user(model.config, S, W, L, V)
+    rate = matmul_rate()
+    result["floor"] = {"gflop_per_user": round(flops / 1e9, 3), "matmul_gflops": round(rate / 1e9, 1),
+                       "floor_users_per_s": round(rate / flops, 1),
+                       "ours_time_over_floor": round((rate / flops) / rates[best], 2), "best_provider": best}
+    print(json.dumps(result, indent=1))
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    old = []
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            old = json.load(f)
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(old + [result], f, indent=1)
+    os.replace(tmp, args.out)
+
+
+if __name__ == "__main__":
+    main()
