@@ -47,13 +47,18 @@ def run_cli(*argv):
 
 
 def test_epoch_batches_cover_every_sample_once_per_rank_set():
-    for n, bs, world in [(1, 4, 1), (17, 4, 2), (103, 10, 3), (64, 64, 2)]:
-        per_rank = [epoch_batches(n, bs, epoch=3, seed=1, rank=r, world=world) for r in range(world)]
+    rng = np.random.default_rng(0)
+    for (n, bs, world), bucket in zip([(1, 4, 1), (17, 4, 2), (103, 10, 3), (64, 64, 2), (1001, 7, 2)], [0, 1, 0, 1, 1]):
+        lengths = rng.integers(3, 60, n) if bucket else None
+        per_rank = [epoch_batches(n, bs, 3, 1, r, world, lengths, bucket_batches=5) for r in range(world)]
         assert len({len(b) for b in per_rank}) == 1  # same number of steps on every rank
         seen = np.concatenate([np.concatenate(b) for b in per_rank])
         assert set(seen.tolist()) == set(range(n)) and len(seen) == -(-n // world) * world
-        again = epoch_batches(n, bs, epoch=3, seed=1, rank=0, world=world)
+        again = epoch_batches(n, bs, 3, 1, 0, world, lengths, bucket_batches=5)
         assert all(np.array_equal(a, b) for a, b in zip(again, per_rank[0]))
+        if bucket and n > 100:  # bucketed batches hold similar lengths: much less padding than random batches
+            spread = np.mean([np.ptp(lengths[b]) for b in per_rank[0]])
+            assert spread < 0.5 * np.mean([np.ptp(lengths[b]) for b in epoch_batches(n, bs, 3, 1, 0, world)])
 
 
 def test_popularity_counts_training_interactions_only():

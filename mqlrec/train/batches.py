@@ -9,21 +9,37 @@ from mqlrec.language import PAD_ID
 from mqlrec.tasks import Samples
 
 
-def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int = 0, world: int = 1,
+                  lengths: np.ndarray | None = None, bucket_batches: int = 50) -> list[np.ndarray]:
     """This rank's batches of sample indices for one epoch.
 
     The permutation depends only on (seed, epoch), so a resumed run sees the same order. Every rank
     gets the same number of batches (the permutation is wrapped around to a multiple of the world
     size), which DDP needs to keep its all-reduces in step.
+
+    With `lengths` (source lengths), samples are bucketed: each run of `bucket_batches` batches of the
+    shuffled order is sorted by length before it is cut into batches, and the batches are shuffled
+    again. Batches then hold similar lengths, so trimming the padding per batch saves most of the
+    encoder work (histories are mostly much shorter than the 20-item cap).
     """
     if n == 0:
         return []
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(n)
     per_rank = -(-n // world)
     if per_rank * world > n:
         perm = np.concatenate([perm, perm[: per_rank * world - n]])
     mine = perm[rank::world]
-    return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+    if lengths is None:
+        return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+    chunk = batch_size * bucket_batches
+    batches = []
+    for c in range(0, len(mine), chunk):
+        part = mine[c : c + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
 
 
 def to_batch(samples: Samples, idx: np.ndarray, device) -> dict[str, torch.Tensor]:

@@ -43,8 +43,17 @@ RECIPES = {
     "mql4grec": {"lr": 5e-4, "implicit_weight": 0.0},
     "macrec": {"lr": 1e-3, "implicit_weight": 0.01},
 }
-SYNTHETIC_DEFAULTS = {"epochs": 12, "tokenizer_epochs": 30, "levels": 3, "codebook_size": 32}
-REAL_DEFAULTS = {"epochs": 200, "tokenizer_epochs": 500, "levels": 4, "codebook_size": 256}
+# The synthetic default must finish in minutes on a laptop CPU: a smaller T5 and RQ-VAE than the papers'.
+SYNTHETIC_DEFAULTS = {
+    "epochs": 6, "tokenizer_epochs": 30, "tokenizer_batch_size": 128, "tokenizer_hidden": [256, 128, 64],
+    "levels": 3, "codebook_size": 32,
+    "d_model": 64, "d_ff": 256, "d_kv": 16, "num_heads": 4, "num_layers": 2, "lr": 3e-3, "valid_users": 256,
+}
+REAL_DEFAULTS = {
+    "epochs": 200, "tokenizer_epochs": 500, "tokenizer_batch_size": 2048, "tokenizer_hidden": [2048, 1024, 512, 256, 128, 64],
+    "levels": 4, "codebook_size": 256, "valid_users": 512,
+    "d_model": 128, "d_ff": 1024, "d_kv": 64, "num_heads": 6, "num_layers": 4,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--levels", type=int, help="ID levels L learned by the tokenize stage (4 real, 3 synthetic)")
     g.add_argument("--tokenizer-epochs", type=int, help="RQ-VAE epochs of the tokenize stage (500 real, 30 synthetic)")
     g.add_argument("--tokenizer-method", default="rqvae", choices=["rqvae", "macrec"], help="tokenizer of the tokenize stage")
+    g.add_argument("--tokenizer-batch-size", type=int, help="RQ-VAE batch size (2048 real, 128 synthetic)")
+    g.add_argument("--tokenizer-hidden", type=int, nargs="+", help="RQ-VAE encoder hidden sizes (official 2048 ... 64; synthetic 256 128 64)")
     g.add_argument("--max-history", type=int, default=20, help="history items per prompt (last N)")
     g = p.add_argument_group("pre-training (MQL4GRec: NIG tasks on source domains)")
     g.add_argument("--pretrain", nargs="+", default=[], metavar="DIR",
@@ -69,26 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("training")
     g.add_argument("--recipe", choices=sorted(RECIPES), default="mql4grec", help="lr / implicit-weight defaults of a paper")
     g.add_argument("--tasks", nargs="+", help=f"tasks ({', '.join(ALL_TASKS)}, fusionseqrec = both AIG tasks); default all the modalities allow")
-    g.add_argument("--epochs", type=int, help="maximum epochs (200 real, 12 synthetic)")
-    g.add_argument("--lr", type=float, help="peak learning rate (recipe: 5e-4 MQL4GRec, 1e-3 MACRec)")
+    g.add_argument("--epochs", type=int, help="maximum epochs (200 real, 6 synthetic)")
+    g.add_argument("--lr", type=float, help="peak learning rate (recipe: 5e-4 MQL4GRec, 1e-3 MACRec; synthetic 2e-3)")
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     g.add_argument("--warmup-ratio", type=float, default=0.01, help="linear warm-up share of all steps, then cosine decay")
     g.add_argument("--batch-size", type=int, default=256, help="training batch size per process")
     g.add_argument("--implicit-weight", type=float, help="weight of MACRec's implicit alignment loss (recipe: 0 / 0.01)")
     g.add_argument("--patience", type=int, default=10, help="stop after this many epochs without a better valid score (0 = never)")
     g.add_argument("--max-train-samples", type=int, help="train on a seeded random subset of this many samples")
-    g = p.add_argument_group("model (official: 128 / 1024 / 64 / 6 heads / 4+4 layers)")
-    g.add_argument("--d-model", type=int, default=128, help="hidden size")
-    g.add_argument("--d-ff", type=int, default=1024, help="feed-forward size")
-    g.add_argument("--d-kv", type=int, default=64, help="size per attention head")
-    g.add_argument("--num-heads", type=int, default=6, help="attention heads")
-    g.add_argument("--num-layers", type=int, default=4, help="encoder layers = decoder layers")
+    g = p.add_argument_group("model (official with --data: 128 / 1024 / 64 / 6 heads / 4+4 layers; synthetic: 64 / 256 / 16 / 4 / 2+2)")
+    g.add_argument("--d-model", type=int, help="hidden size")
+    g.add_argument("--d-ff", type=int, help="feed-forward size")
+    g.add_argument("--d-kv", type=int, help="size per attention head")
+    g.add_argument("--num-heads", type=int, help="attention heads")
+    g.add_argument("--num-layers", type=int, help="encoder layers = decoder layers")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout rate")
     g = p.add_argument_group("evaluation")
     g.add_argument("--beam-width", type=int, default=20, help="beams per modality (also the ranking length)")
     g.add_argument("--eval-batch-size", type=int, default=64, help="users per beam-search batch")
     g.add_argument("--eval-users", type=int, help="evaluate the test split on a seeded random subset of N users (default: all)")
-    g.add_argument("--valid-users", type=int, default=512, help="users of the per-epoch validation (0 = all)")
+    g.add_argument("--valid-users", type=int, help="users of the per-epoch validation (0 = all; default 512 real, 256 synthetic)")
     g.add_argument("--valid-metric", choices=["ndcg", "loss"], default="ndcg", help="early-stopping criterion: valid NDCG@10 or valid loss")
     g.add_argument("--eval-every", type=int, default=1, help="validate every N epochs")
     g.add_argument("--eval-checkpoint", metavar="DIR", help="only evaluate this checkpoint on the test split (no training)")
@@ -164,7 +175,9 @@ def get_codes(args, dataset, out_dir: str, log) -> tuple[dict[str, np.ndarray], 
         t0 = time.perf_counter()
         cfg = TokenizerConfig(
             method=args.tokenizer_method, levels=args.levels, codebook_size=args.codebook_size,
-            epochs=args.tokenizer_epochs, seed=args.seed, device=args.device_resolved,
+            epochs=args.tokenizer_epochs, batch_size=args.tokenizer_batch_size, hidden=tuple(args.tokenizer_hidden),
+            con_levels=tuple(range(max(0, args.levels - 2), args.levels)),  # MACRec: the last two levels
+            seed=args.seed, device=args.device_resolved,
         )
         result = tokenize_dataset(embeddings, cfg)
         codes = result.codes
@@ -332,8 +345,8 @@ def run(args) -> dict:
                                                    max_history=args.max_history, users=valid_users, table=table)
             return -valid_loss(recommender, valid_loss_samples, args.eval_batch_size * 4, device, bf16)
         results = evaluate(t5, language, table, "valid", valid_users, args.beam_width, args.eval_batch_size, device,
-                           args.max_history, bf16, desc=f"valid epoch {epoch + 1}")
-        log({"stage": "valid", "epoch": epoch + 1, **{n: results[n] for n in ("text", "image", "ensemble") if n in results}})
+                           args.max_history, bf16, popularity, desc=f"valid epoch {epoch + 1}")
+        log({"stage": "valid", "epoch": epoch + 1, **{n: results[n] for n in ("text", "image", "ensemble", "popularity") if n in results}})
         return validation_score(results)
 
     summary = fit(recommender, samples, FitConfig(epochs=args.epochs, patience=args.patience, eval_every=args.eval_every, **fit_common),

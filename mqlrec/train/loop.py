@@ -77,7 +77,7 @@ def fit(
         model = torch.nn.parallel.DistributedDataParallel(
             recommender, device_ids=[torch.device(device).index] if device.startswith("cuda") else None
         )
-    steps_per_epoch = len(epoch_batches(len(samples), cfg.batch_size, 0, cfg.seed, rank, world))
+    steps_per_epoch = len(epoch_batches(len(samples), cfg.batch_size, 0, cfg.seed, rank, world, samples.src_len))
     opt, sched = make_optimizer(recommender, cfg, max(1, steps_per_epoch * cfg.epochs))
     start_epoch, best, best_epoch, bad_epochs = 0, -math.inf, -1, 0
     if state is not None:
@@ -96,7 +96,7 @@ def fit(
             interrupted = True
             break
         recommender.train()
-        batches = epoch_batches(len(samples), cfg.batch_size, epoch, cfg.seed, rank, world)
+        batches = epoch_batches(len(samples), cfg.batch_size, epoch, cfg.seed, rank, world, samples.src_len)
         t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
         bar = tqdm(batches, desc=f"{stage} epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0, leave=False)
         for idx in bar:
