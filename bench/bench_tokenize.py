@@ -19,7 +19,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "..", "..", "shared", "data", "Instruments")
+DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "Instruments"))
 
 
 def run_cli(args: list[str]) -> dict:
