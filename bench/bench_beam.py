@@ -5,7 +5,7 @@ users/s of every provider, the ratio to HF measured in the same run, a projectio
 set (17,112 users x 2 modalities + ensemble), and the FLOP floor (encoder once per user + decoder
 steps of the active beams) divided by the matmul rate measured here. Appends to bench/results/beam.json.
 
-    python bench/bench_beam.py            # defaults: 256 users, 16 through HF, 3 through exact
+    python bench/bench_beam.py            # defaults: 256 users, 16 through HF, 2 through exact
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def parse_args():
     p.add_argument("--users", type=int, default=256, help="users timed for our search (per provider)")
     p.add_argument("--hf-users", type=int, default=16, help="users run through HF generate (slow)")
     p.add_argument("--ref-users", type=int, default=8, help="users run through the torch reference search")
-    p.add_argument("--exact-users", type=int, default=3, help="users run through exact search (near brute force on a random model)")
+    p.add_argument("--exact-users", type=int, default=2, help="users run through exact search (near brute force on a random model)")
     p.add_argument("--batch-size", type=int, default=64, help="users per decoder batch for our search")
     p.add_argument("--hf-batch-size", type=int, default=8, help="users per HF generate call")
     p.add_argument("--beams", type=int, default=20, help="beam width")

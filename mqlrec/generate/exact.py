@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from mqlrec.generate.beam_search import eos_id, level_token_ranges
 from mqlrec.generate.ranking import Ranking, ranking_from_leaves
+from mqlrec.generate.t5_decoder import T5BeamDecoder
 from mqlrec.language import Trie
 
 
@@ -50,7 +51,8 @@ def _exact_chunk(model, input_ids, attention_mask, trie, k, normalise, expand, m
     eos = eos_id(model)
     start = model.config.decoder_start_token_id or 0
     dev = input_ids.device
-    enc = model.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    dec = T5BeamDecoder(model)
+    state = dec.encode(input_ids, attention_mask)  # cross K/V once per user
     B = input_ids.shape[0]
     tie = count()
     # queue entries: (-log p of the prefix, tie, depth, node, token tuple)
@@ -73,12 +75,7 @@ def _exact_chunk(model, input_ids, attention_mask, trie, k, normalise, expand, m
             break
         budget = min(2 * budget, 1 << 16)
         for depth, reqs in requests.items():
-            for s in range(0, len(reqs), max_prefixes):
-                part = reqs[s : s + max_prefixes]
-                users = torch.tensor([r[0] for r in part], device=dev)
-                dec_in = torch.tensor([(start,) + r[3] for r in part], dtype=torch.long, device=dev)
-                logits = model(encoder_outputs=(enc[users],), attention_mask=attention_mask[users],
-                               decoder_input_ids=dec_in).logits[:, -1]
+            for part, logits in _decode(dec, state, reqs, start, max_prefixes, dev):
                 if depth == L:  # leaf: the only continuation is eos (full mode only)
                     lp = logits.log_softmax(-1)[:, eos].cpu().numpy()
                     for (u, base, node, toks), x in zip(part, lp):
@@ -101,3 +98,31 @@ def _exact_chunk(model, input_ids, attention_mask, trie, k, normalise, expand, m
             leaf[u, j] = node
             score[u, j] = np.float32(s) / np.float32(denom)
     return leaf, score
+
+
+def _decode(dec, state, reqs, start, max_prefixes, dev):
+    """Yield (requests, full-vocabulary logits [n, V]) for requests of one prefix length, grouped per
+    user so the user's cross-attention K/V are shared: prefixes laid out [users, P, t], padded rows
+    repeat the user's last prefix and are dropped."""
+    by_user = defaultdict(list)
+    for r in reqs:
+        by_user[r[0]].append(r)
+    groups, size = [], 0
+    for u, rs in by_user.items():
+        for s in range(0, len(rs), max_prefixes):
+            groups.append(rs[s : s + max_prefixes])
+    batch = []
+    for g in groups + [None]:
+        if g is not None and size + len(g) <= max_prefixes:
+            batch.append(g)
+            size += len(g)
+            continue
+        if batch:
+            P = max(len(x) for x in batch)
+            toks = [[(start,) + x[min(i, len(x) - 1)][3] for i in range(P)] for x in batch]
+            users = torch.tensor([x[0][0] for x in batch], device=dev)
+            hidden = dec.last_hidden(state, torch.tensor(toks, dtype=torch.long, device=dev), users)
+            logits = dec.logits(hidden)
+            for x, row in zip(batch, logits):
+                yield x, row[: len(x)]
+        batch, size = ([g], len(g)) if g is not None else ([], 0)

@@ -107,6 +107,20 @@ class T5BeamDecoder:
         state["t"] = t + 1
         return _rms(x, self.final_norm, self.eps) * self.scale_out
 
+    @torch.no_grad()
+    def last_hidden(self, state, prefixes, users):
+        """Decode whole prefixes from scratch: prefixes [U, P, t] (decoder start first) of users
+        [U] (indices into the encoded batch) -> final hidden states at the last position [U, P, D]."""
+        fresh = {
+            "cross": [(k[users], v[users]) for k, v in state["cross"]],
+            "mask_bias": state["mask_bias"][users],
+            "self": None,
+            "t": 0,
+        }
+        for p in range(prefixes.shape[2]):
+            hidden = self.step(fresh, prefixes[:, :, p])
+        return hidden
+
     def logits(self, hidden, lo: int = 0, hi: int | None = None):
         """LM head restricted to token rows [lo, hi) (the whole vocabulary by default)."""
         w = self.lm_head if (lo == 0 and hi is None) else self.lm_head[lo:hi]
