@@ -138,22 +138,30 @@ def _grad_kernel(
     tl.store(dx_ptr + x_off, (acc * scale).to(dx_ptr.dtype.element_ty), mask=x_ok)
 
 
-def _launch_config(m: int, d: int) -> dict:
-    """Block sizes from D (no autotuning: the interpreter cannot time configs).
+def _launch_config(m: int, d: int, sixteen_bit: bool) -> dict:
+    """Launch parameters of the two kernels, {"lse": {...}, "grad": {...}}, from the shape (no autotuning:
+    the interpreter cannot time configs).
 
-    GPU: 128 x 64 logit tiles (flash-attention's shape for head dims up to 128), 8 warps, 3 stages
-    so the next y tile loads while this one is multiplied. Wider rows shrink the tiles to keep the
-    x tile and the dx accumulator in registers. Interpreter: big tiles, few Python round trips.
+    Chosen from the sm_90 compile report (bench/kernel_report.py; no GPU was available to time them):
+    16-bit inputs feed the tensor cores directly and run spill-free at these sizes; fp32 inputs go
+    through tf32x3 (operands split in two), which doubles shared memory and registers, so the tiles
+    are smaller and must stay under the 227 KB of shared memory a block may use.
+    Interpreter: big tiles, few Python round trips.
     """
     block_d = max(16, _common.next_pow2(d))
     if _common.interpreting():
         block = max(16, min(256, _common.next_pow2(m)))
-        return dict(BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, num_warps=4)
+        cfg = dict(BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, num_warps=4)
+        return {"lse": cfg, "grad": cfg}
+    if block_d <= 128 and sixteen_bit:
+        return {"lse": dict(BLOCK_M=128, BLOCK_N=64, BLOCK_D=block_d, num_warps=8, num_stages=2),
+                "grad": dict(BLOCK_M=64, BLOCK_N=32, BLOCK_D=block_d, num_warps=8, num_stages=2)}
     if block_d <= 128:
-        return dict(BLOCK_M=128, BLOCK_N=64, BLOCK_D=block_d, num_warps=8, num_stages=3)
-    if block_d <= 256:
-        return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_D=block_d, num_warps=8, num_stages=2)
-    return dict(BLOCK_M=32, BLOCK_N=32, BLOCK_D=block_d, num_warps=8, num_stages=1)
+        return {"lse": dict(BLOCK_M=64, BLOCK_N=64, BLOCK_D=block_d, num_warps=4, num_stages=2),
+                "grad": dict(BLOCK_M=64, BLOCK_N=32, BLOCK_D=block_d, num_warps=4, num_stages=2)}
+    # Wider rows: wgmma needs 64-row tiles; shrink the column tile instead (fp32 at D = 256 still spills).
+    cfg = dict(BLOCK_M=64, BLOCK_N=16, BLOCK_D=block_d, num_warps=4, num_stages=1)
+    return {"lse": cfg, "grad": cfg}
 
 
 def _device(t: torch.Tensor):
@@ -165,6 +173,7 @@ def _row_lse(x, y, tgt, tau, mask_diagonal, upcast, config):
     m, d = x.shape
     lse = _common.empty((m,), torch.float32, x.device)
     tgt_logit = _common.empty((m,), torch.float32, x.device)
+    config = config["lse"]
     grid = (triton.cdiv(m, config["BLOCK_M"]),)
     with _device(x):
         _lse_kernel[grid](
@@ -179,6 +188,7 @@ def _grad(x, y, x_side, y_side, tau, mask_diagonal, upcast, out_dtype, config):
     m, d = x.shape
     dx = _common.empty((m, d), out_dtype, x.device)
     unused = (dx, dx, dx)  # pointer arguments of a term the kernel skips
+    config = config["grad"]
     grid = (triton.cdiv(m, config["BLOCK_M"]),)
     with _device(x):
         _grad_kernel[grid](
@@ -197,8 +207,9 @@ class _InfoNCE(torch.autograd.Function):
             a, b = a.float(), b.float()  # one operand dtype for tl.dot; the interpreter mis-multiplies bf16
         a, b = a.contiguous(), b.contiguous()
         upcast = _common.compute_in_fp32(a.dtype)
-        launch = _launch_config(max(a.shape[0], b.shape[0]), a.shape[1])
-        launch.update(config or {})
+        launch = _launch_config(max(a.shape[0], b.shape[0]), a.shape[1], not upcast)
+        for kernel_config in launch.values():
+            kernel_config.update(config or {})
         n = a.shape[0]
         if positive is None:
             tgt = torch.arange(n, dtype=torch.int32, device=a.device)

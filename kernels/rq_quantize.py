@@ -123,19 +123,23 @@ def _rq_kernel(
 def _launch_config(n: int, k: int, d: int, topk: int) -> dict:
     """Block sizes picked from the shape (no autotuning: the interpreter cannot time configs).
 
-    GPU: 128 rows per program so the tl.dot tiles are tensor-core sized, 64 codewords per tile keeps
-    the distance tile at 64 registers per thread with 4 warps. Interpreter: larger tiles, because
-    every tile operation costs a Python round trip there.
+    GPU (from the sm_90 compile report, bench/kernel_report.py; not yet timed): 128 rows x 64
+    codewords per tile with 8 warps keeps the tf32x3 distance tile in registers without spills
+    (236 registers at D = 32, 234 with 64 rows at D = 64); wider rows shrink the tiles (D = 128
+    still spills some). The top-T merge holds two more [rows, T] lists, so it uses small tiles. Interpreter: large tiles, because every tile operation
+    costs a Python round trip there.
     """
     block_d = max(16, _common.next_pow2(d))
     if _common.interpreting():
         return dict(BLOCK_N=max(16, min(256, _common.next_pow2(n))), BLOCK_K=max(16, min(256, _common.next_pow2(k))),
                     BLOCK_D=block_d, num_warps=4)
     if topk:
-        return dict(BLOCK_N=32, BLOCK_K=32, BLOCK_D=block_d, num_warps=4)
-    block_n = 128 if n >= 4096 else max(16, min(64, _common.next_pow2(n)))
+        return dict(BLOCK_N=32 if block_d <= 32 else 16, BLOCK_K=32, BLOCK_D=block_d, num_warps=4,
+                    num_stages=2 if block_d <= 32 else 1)
+    block_n = 128 if block_d <= 32 else (64 if block_d <= 128 else 32)
+    block_n = min(block_n, max(16, _common.next_pow2(n)))  # tiny N: do not pad 1 row to 128
     block_k = max(16, min(64 if block_d <= 64 else 32, _common.next_pow2(k)))
-    return dict(BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_D=block_d, num_warps=4 if block_d <= 64 else 8)
+    return dict(BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_D=block_d, num_warps=8, num_stages=2)
 
 
 def rq_quantize_triton(
