@@ -29,6 +29,8 @@ from triton.compiler import ASTSource  # noqa: E402
 from mqlrec.kernels import info_nce as nce  # noqa: E402
 from mqlrec.kernels import rq_quantize as rq  # noqa: E402
 
+# Most dynamic shared memory one block may use, by compute capability (bytes); a launch asking more fails.
+SMEM_LIMIT = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
 _OPS = ("HGMMA", "HMMA", "FFMA", "MUFU.EX2", "LDL", "STL")
 
 
@@ -106,12 +108,14 @@ def main() -> None:
     p.add_argument("--arch", type=int, default=90, help="compute capability as an integer (90 = Hopper)")
     p.add_argument("--sweep", action="store_true", help="also compile a grid of block sizes, warps, stages, precisions")
     p.add_argument("--only", choices=["rq", "nce"], help="one kernel family only")
+    p.add_argument("--quick", action="store_true", help="only the benchmark targets' shapes (rq D=32, InfoNCE D=128)")
     args = p.parse_args()
     variants = []
     if args.only in (None, "rq"):
-        variants += list(rq_variants(args.sweep))
+        variants += list(rq_variants(args.sweep, dims=(32,) if args.quick else (32, 64, 128)))
     if args.only in (None, "nce"):
-        variants += list(nce_variants(args.sweep))
+        variants += list(nce_variants(args.sweep, dims=(128,) if args.quick else (64, 128, 256)))
+    smem_limit = SMEM_LIMIT.get(args.arch)
     print(f"# Triton {triton.__version__}, target sm_{args.arch}; stack > 0 or LDL/STL > 0 means register spills")
     print(f"{'kernel':58s} {'regs':>4s} {'stack':>5s} {'smem':>6s} " + " ".join(f"{op:>8s}" for op in _OPS))
     failed = False
@@ -122,7 +126,10 @@ def main() -> None:
             print(f"{name:58s} COMPILE ERROR {type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
             failed = True
             continue
-        print(f"{name:58s} {r['regs']:4d} {r['stack']:5d} {r['smem']:6d} " + " ".join(f"{r[op]:8d}" for op in _OPS), flush=True)
+        over = smem_limit is not None and r["smem"] > smem_limit
+        failed |= over
+        print(f"{name:58s} {r['regs']:4d} {r['stack']:5d} {r['smem']:6d} " + " ".join(f"{r[op]:8d}" for op in _OPS)
+              + ("  OVER THE SHARED-MEMORY LIMIT" if over else ""), flush=True)
     sys.exit(1 if failed else 0)
 
 
