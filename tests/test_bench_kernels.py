@@ -45,7 +45,7 @@ def test_bench_rq_quantize(benchmark):
         dist = (residual**2).sum(1)[:, None] - 2 * residual @ c.T + (c**2).sum(1)[None]
         best = dist.argmin(1)
         gap = dist[np.arange(n), codes[:, level]] - dist[np.arange(n), best]
-        assert (gap <= 1e-4).all() and (codes[:, level] == best).mean() > 0.999
+        assert (gap <= 1e-5 * (1 + np.abs(dist).max(1))).all() and (codes[:, level] == best).mean() > 0.999
         residual = residual - c[codes[:, level]]
     np.testing.assert_allclose(out.quantized.cpu().numpy(), x.numpy() - residual, rtol=1e-4, atol=1e-4)
 
