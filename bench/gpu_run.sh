@@ -25,7 +25,12 @@ nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,power.limit --f
 
 if [[ "$STAGE" == all || "$STAGE" == tests ]]; then
   # Editable build (C++ extension too, with CUDA when nvcc is present); skipped if already importable.
-  python -c "import mqlrec" 2>/dev/null || pip install --no-build-isolation --no-deps -e . -q
+  # Without one, kernels/ is not importable as mqlrec.kernels; on a throwaway machine where the build
+  # cannot run (no build tools, no network), a symlink in this copy of the tree stands in for it.
+  if ! python -c "import mqlrec.kernels" 2>/dev/null; then
+    pip install --no-build-isolation --no-deps -e . -q \
+      || { echo "# editable install failed: linking mqlrec/kernels -> ../kernels in this copy" | tee -a "$SUMMARY"; ln -sfn ../kernels mqlrec/kernels; }
+  fi
   # MQLREC_TRITON_NATIVE=1: tests/conftest.py then leaves TRITON_INTERPRET unset, kernels compile for the GPU.
   MQLREC_TRITON_NATIVE=1 python -m pytest -q tests/test_kernels_rq.py tests/test_kernels_infonce.py \
       tests/test_kernels_dispatch.py tests/test_ops_reference.py 2>&1 | tee "$LOG_DIR/tests.txt" | tail -5
@@ -35,6 +40,7 @@ if [[ "$STAGE" == all || "$STAGE" == tests ]]; then
 fi
 
 if [[ "$STAGE" == all || "$STAGE" == bench ]]; then
+  python -c "import mqlrec.kernels" 2>/dev/null || ln -sfn ../kernels mqlrec/kernels
   python bench/kernel_report.py --arch "$(python -c 'import torch; a, b = torch.cuda.get_device_capability(); print(10 * a + b)')" \
       2>&1 | grep -v Warning | tee "$LOG_DIR/kernel_report.txt"
   run() {  # run NAME ARGS...: one benchmark, full output logged, its table kept for the summary
