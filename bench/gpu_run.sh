@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE="${1:-all}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # bench scripts and tests import mqlrec even without an install
 LOG_DIR="${OUT:-$PWD/bench/results/gpu_run}"
 mkdir -p "$LOG_DIR"
 SUMMARY="$LOG_DIR/summary.txt"
