@@ -41,7 +41,9 @@ def _load(checkpoint, device: str):
 
     if isinstance(checkpoint, Checkpoint):
         return checkpoint
-    key = (os.path.realpath(str(checkpoint)), device)
+    path = os.path.realpath(str(checkpoint))
+    meta = os.path.join(path, "mqlrec.json")
+    key = (path, device, os.path.getmtime(meta) if os.path.exists(meta) else None)  # a rewritten checkpoint reloads
     if key not in _CACHE:
         _CACHE[key] = load_checkpoint(str(checkpoint), device)
     return _CACHE[key]

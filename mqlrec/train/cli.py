@@ -141,7 +141,7 @@ def load_data(args):
     return make_synthetic(seed=args.seed, n_items=args.synthetic_items, n_users=args.synthetic_users)
 
 
-def get_codes(args, dataset, out_dir: str, log) -> tuple[dict[str, np.ndarray], dict | None]:
+def get_codes(args, dataset, out_dir: str, log) -> dict[str, np.ndarray]:
     """The stage 'tokenize': given index files, else the dataset's own IDs, else learn them."""
     from mqlrec.data import read_index
 
@@ -153,9 +153,9 @@ def get_codes(args, dataset, out_dir: str, log) -> tuple[dict[str, np.ndarray], 
             if found != modality:
                 raise DataError(f"{path}: holds {found} IDs, given as --index {modality}=")
             codes[modality] = table
-        return codes, None
+        return codes
     if dataset.codes:
-        return dict(dataset.codes), None
+        return dict(dataset.codes)
     embeddings = dict(dataset.embeddings)
     if args.data and not embeddings:
         from mqlrec.data import embedding_path, load_embedding
@@ -187,7 +187,7 @@ def get_codes(args, dataset, out_dir: str, log) -> tuple[dict[str, np.ndarray], 
         os.makedirs(out_dir, exist_ok=True)
         for m, c in codes.items():
             write_index(os.path.join(out_dir, f"{dataset.name}.index_{m}.json"), m, c)
-    return distributed.broadcast(codes), None
+    return distributed.broadcast(codes)
 
 
 def make_language(codes: dict[str, np.ndarray], codebook_size: int) -> Language:
@@ -263,12 +263,19 @@ def run(args) -> dict:
         if resume_state is None:
             raise CheckpointError(f"{last_dir}: has no training state to resume from")
 
-    codes, _ = get_codes(args, dataset, out_dir, log) if not args.resume else (None, None)
+    codes = None if args.resume else get_codes(args, dataset, out_dir, log)
     if args.resume:
         language = Language.load(os.path.join(last_dir, "language.json"))
-        given = get_codes(args, dataset, out_dir, log)[0] if (args.index or dataset.codes) else None
+        given = get_codes(args, dataset, out_dir, log) if (args.index or dataset.codes) else None
         if given is not None:
-            check_compatible(resume_meta, make_language(given, args.codebook_size), fingerprint, last_dir)
+            ckpt_shape = resume_meta.get("language_shape", {})
+            for m, shape in language_shape(make_language(given, args.codebook_size)).items():
+                if ckpt_shape.get(m) != shape:
+                    raise CheckpointError(f"{last_dir}: the given {m} IDs have shape [levels, codebook size] {shape}, "
+                                          f"the checkpoint's {ckpt_shape.get(m)}")
+            changed = [m for m in language.modalities if m in given and not np.array_equal(given[m], language.codes[m])]
+            if changed:
+                raise CheckpointError(f"{last_dir}: the given {changed} IDs differ from the ones this run was trained with")
         check_compatible(resume_meta, language, fingerprint, last_dir)
     else:
         if args.modalities:
