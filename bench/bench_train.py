@@ -131,7 +131,7 @@ def step(rec, opt, sched, batch):
     loss.backward()
     opt.step()
     sched.step()
-    return float(loss)
+    return loss.detach().item()
 
 
 def bench_eval(t5, ds, lang, n_users, beam_width, batch_size):
