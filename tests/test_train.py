@@ -143,3 +143,18 @@ def test_end_to_end_synthetic_beats_popularity(tmp_path):
     pop = results["popularity"]["NDCG@10"]
     assert results["ensemble"]["NDCG@10"] > pop, results
     assert max(results["text"]["NDCG@10"], results["image"]["NDCG@10"]) > pop, results
+
+
+def test_pretrain_on_source_domains_then_finetune(data_dir, tmp_path, capsys):
+    source = tmp_path / "src"
+    make_data_dir(source, n_users=40, n_items=70, seed=3)  # other catalog, same ID shape (L=3, K=16)
+    out = tmp_path / "pt"
+    assert run_cli("--data", data_dir, "--pretrain", source, "--pretrain-epochs", "1", "--epochs", "1",
+                   "--valid-metric", "loss", "--eval-users", "5", "--out", out, *TINY) == 0
+    stages = [json.loads(line)["stage"] for line in open(out / "metrics.jsonl")]
+    assert stages.index("pretrain") < stages.index("train") < stages.index("test")
+    capsys.readouterr()
+    deeper = tmp_path / "deep"
+    make_data_dir(deeper, n_users=40, n_items=70, seed=3, levels=4)
+    assert run_cli("--data", data_dir, "--pretrain", deeper, "--epochs", "1", "--out", tmp_path / "bad", *TINY) == 2
+    assert "source IDs have shape" in capsys.readouterr().err
