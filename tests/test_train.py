@@ -75,10 +75,12 @@ def test_ddp_sharded_evaluation_equals_single_process(data_dir, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mqlrec.train",
-           "--data", data_dir, "--epochs", "1", "--valid-metric", "loss", "--out", str(out), *TINY]
+           "--data", data_dir, "--epochs", "1", "--valid-metric", "loss", "--recipe", "macrec", "--out", str(out), *TINY]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = json.load(open(out / "results.json"))
+    epoch = [json.loads(line) for line in open(out / "metrics.jsonl") if '"train"' in line][0]
+    assert epoch["implicit_loss"] > 0  # --recipe macrec: the implicit alignment ran under DDP
     assert ddp["n_users"] == 101
     single_out = tmp_path / "single"
     assert run_cli("--data", data_dir, "--eval-checkpoint", out / "best", "--out", single_out, *TINY) == 0

@@ -97,7 +97,7 @@ def fit(
             break
         recommender.train()
         batches = epoch_batches(len(samples), cfg.batch_size, epoch, cfg.seed, rank, world, samples.src_len)
-        t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
+        t0, loss_sum, n_seen, implicit_sum = time.perf_counter(), 0.0, 0, 0.0
         bar = tqdm(batches, desc=f"{stage} epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0, leave=False)
         for idx in bar:
             with nvtx.annotate("data"):
@@ -113,6 +113,7 @@ def fit(
                 opt.step()
                 sched.step()
             loss_sum += float(loss.detach()) * len(idx)
+            implicit_sum += float(parts.get("implicit", 0.0)) * len(idx)
             n_seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}")
         seconds = time.perf_counter() - t0
@@ -121,6 +122,7 @@ def fit(
             "epoch": epoch + 1,
             "loss": distributed.all_reduce_mean(loss_sum / max(1, n_seen)),
             "lr": sched.get_last_lr()[0],
+            **({"implicit_loss": distributed.all_reduce_mean(implicit_sum / max(1, n_seen))} if recommender.implicit_weight > 0 else {}),
             "train_samples_per_s": n_seen * world / max(seconds, 1e-9),
             "epoch_seconds": seconds,
         }
