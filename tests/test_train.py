@@ -160,3 +160,13 @@ def test_pretrain_on_source_domains_then_finetune(data_dir, tmp_path, capsys):
     make_data_dir(deeper, n_users=40, n_items=70, seed=3, levels=4)
     assert run_cli("--data", data_dir, "--pretrain", deeper, "--epochs", "1", "--out", tmp_path / "bad", *TINY) == 2
     assert "source IDs have shape" in capsys.readouterr().err
+
+
+def test_single_modality_run(data_dir, tmp_path):
+    out = tmp_path / "text"
+    assert run_cli("--data", data_dir, "--modalities", "text", "--epochs", "1", "--valid-users", "11",
+                   "--eval-users", "13", "--out", out, *TINY) == 0
+    results = json.load(open(out / "results.json"))
+    assert set(results) == {"text", "popularity", "n_users"} and results["n_users"] == 13
+    meta = json.load(open(out / "best" / "mqlrec.json"))
+    assert meta["modalities"] == ["text"] and meta["tasks"] == ["seqrec"]
