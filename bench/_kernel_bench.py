@@ -113,3 +113,29 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
     for row in cells:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
+
+
+def add_common_args(p, results_name: str) -> None:
+    """Options every kernel benchmark takes (device, providers, repetitions, threads, seed, output)."""
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
+    p.add_argument("--providers", nargs="+", choices=["eager", "compile", "triton"],
+                   help="default: eager compile triton on GPU, eager compile on CPU")
+    p.add_argument("--repeat", type=int, default=5, help="timed repetitions (CPU; GPU uses do_bench's own count)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on a shared machine, spinning OpenMP threads distort every number)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", results_name))
+
+
+def resolve_device_and_providers(args) -> tuple[torch.device, list[str]]:
+    """The device asked for (checked), torch threads set, and the providers to time on it."""
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device here")
+    gpu = device.type == "cuda"
+    torch.set_num_threads(args.threads)
+    providers = args.providers or (["eager", "compile", "triton"] if gpu else ["eager", "compile"])
+    if "triton" in providers and not gpu:
+        raise SystemExit("--providers triton needs --device cuda (the interpreter is for tests, not timing)")
+    return device, providers

@@ -49,32 +49,18 @@ def fwd_bwd(loss_fn, a, b, tau, kw):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
     p.add_argument("--batches", type=int, nargs="+", help="batch sizes B (default: 1024..16384 on GPU, 256..1024 on CPU)")
     p.add_argument("--dim", type=int, default=128, help="embedding dimension D")
     p.add_argument("--tau", type=float, default=0.1, help="temperature")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="dtype of the embeddings")
     p.add_argument("--positive", action="store_true", help="explicit positive per row + masked diagonal instead of symmetric")
-    p.add_argument("--providers", nargs="+", choices=["eager", "compile", "triton"],
-                   help="default: eager compile triton on GPU, eager compile on CPU")
     p.add_argument("--check-batch", type=int, default=512, help="batch size of the correctness check")
-    p.add_argument("--repeat", type=int, default=5, help="timed repetitions (CPU; GPU uses do_bench's own count)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a shared machine, spinning OpenMP threads distort every number)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "infonce.json"))
+    kb.add_common_args(p, "infonce.json")
     args = p.parse_args()
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device here")
+    device, providers = kb.resolve_device_and_providers(args)
     gpu = device.type == "cuda"
-    torch.set_num_threads(args.threads)
     batches = args.batches or ([1024, 4096, 8192, 16384] if gpu else [256, 512, 1024])
-    providers = args.providers or (["eager", "compile", "triton"] if gpu else ["eager", "compile"])
-    if "triton" in providers and not gpu:
-        raise SystemExit("--providers triton needs --device cuda (the interpreter is for tests, not timing)")
     dtype, d, tau = DTYPES[args.dtype], args.dim, args.tau
     form = "positive+masked diagonal" if args.positive else "symmetric"
 

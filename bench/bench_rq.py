@@ -73,33 +73,19 @@ def check(name, out, ref, x, cb) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
     p.add_argument("--sizes", type=int, nargs="+", help="row counts N (default: 1e4..1e7 on GPU, 1e3..2e4 on CPU)")
     p.add_argument("--levels", type=int, default=4, help="codebook levels L")
     p.add_argument("--codebook-size", type=int, default=256, help="codewords per level K")
     p.add_argument("--dim", type=int, default=32, help="vector dimension D")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="dtype of x and the codebooks")
-    p.add_argument("--providers", nargs="+", choices=["eager", "compile", "triton"],
-                   help="default: eager compile triton on GPU, eager compile on CPU")
     p.add_argument("--configs", nargs="*", default=[], help="extra Triton launch configs to time, e.g. BLOCK_N=64,BLOCK_K=64,num_warps=4")
     p.add_argument("--check-rows", type=int, default=4000, help="rows of the correctness check")
-    p.add_argument("--repeat", type=int, default=5, help="timed repetitions (CPU; GPU uses do_bench's own count)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a shared machine, spinning OpenMP threads distort every number)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "rq.json"))
+    kb.add_common_args(p, "rq.json")
     args = p.parse_args()
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device here")
+    device, providers = kb.resolve_device_and_providers(args)
     gpu = device.type == "cuda"
-    torch.set_num_threads(args.threads)
     sizes = args.sizes or ([10_000, 100_000, 1_000_000, 10_000_000] if gpu else [1_000, 4_000, 16_000])
-    providers = args.providers or (["eager", "compile", "triton"] if gpu else ["eager", "compile"])
-    if "triton" in providers and not gpu:
-        raise SystemExit("--providers triton needs --device cuda (the interpreter is for tests, not timing)")
     dtype = DTYPES[args.dtype]
     n_levels, k, d = args.levels, args.codebook_size, args.dim
 
