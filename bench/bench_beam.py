@@ -23,6 +23,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from mqlrec.evaluate import ensemble
 from mqlrec.generate import beam_search
+from mqlrec.generate.ranking import distinct_leaves
 from mqlrec.generate.reference import reference_beam_search
 from mqlrec.generate.step import cuda_step_available
 from mqlrec.language import Language, Trie
@@ -91,20 +92,6 @@ def hf_search(model, ids, mask, trie, W, batch):
     return np.concatenate(leaves), np.concatenate(scores)
 
 
-def leaf_lists(ranking, lang, modality, trie):
-    """(distinct leaves, their scores) per row, in ranking order."""
-    tokens = lang.item_tokens(modality)
-    leaves, scores = [], []
-    for items, sc in zip(ranking.items, ranking.scores):
-        first = {}
-        for i, s in zip(items, sc):
-            if i >= 0:
-                first.setdefault(trie.walk(tokens[i]), s)
-        leaves.append(list(first))
-        scores.append(list(first.values()))
-    return leaves, scores
-
-
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -159,7 +146,7 @@ def main():
     h = args.hf_users
     (hf_leaves, hf_scores), t_hf = timed(lambda: hf_search(model, ids[:h], mask[:h], trie, W, args.hf_batch_size))
     ours_hf = beam_search(model, ids[:h], mask[:h], trie, beam_width=W, normalise="full")
-    leaves, scores = leaf_lists(ours_hf, lang, args.modality, trie)
+    leaves, scores = distinct_leaves(ours_hf, trie, lang.item_tokens(args.modality))
     identical = sum(list(a) == list(b) for a, b in zip(leaves, hf_leaves))
     max_diff = max(float(np.abs(np.array(s) - hs).max()) for s, hs in zip(scores, hf_scores))
     result["hf_identical_top20_lists"] = f"{identical}/{h}"

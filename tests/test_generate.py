@@ -9,6 +9,7 @@ import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
 from mqlrec.generate import Ranking, beam_search
+from mqlrec.generate.ranking import distinct_leaves
 from mqlrec.generate.reference import exact_from_scores, leaf_paths, reference_beam_search, score_all_leaves
 from mqlrec.language import Language, Trie
 
@@ -58,16 +59,7 @@ def hf_generate(model, ids, mask, trie, W):
 
 
 def leaves_of(ranking: Ranking, trie: Trie, lang: Language, modality="text"):
-    """(distinct leaves, their scores) of each row, in ranking order (items of one leaf are adjacent)."""
-    tokens = lang.item_tokens(modality)
-    leaves, scores = [], []
-    for items, row_scores in zip(ranking.items, ranking.scores):
-        first = {}
-        for i, s in zip(items, row_scores):
-            if i >= 0:
-                first.setdefault(trie.walk(tokens[i]), s)
-        leaves.append(list(first))
-        scores.append(list(first.values()))
+    leaves, scores = distinct_leaves(ranking, trie, lang.item_tokens(modality))
     return np.array(leaves), np.array(scores)
 
 

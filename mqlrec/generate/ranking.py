@@ -52,3 +52,19 @@ def ranking_from_leaves(trie: Trie, leaves: np.ndarray, scores: np.ndarray) -> R
             row.extend((int(i), float(s)) for i in trie.leaf_items(int(leaf)))
         rows.append(row)
     return Ranking.from_rows(rows)
+
+
+def distinct_leaves(ranking: Ranking, trie: Trie, item_tokens: np.ndarray) -> tuple[list[list[int]], list[list[float]]]:
+    """Per row, the trie leaves of its items in ranking order, each once, with the leaf's score.
+
+    The inverse of `ranking_from_leaves` (items of a shared leaf collapse back into that leaf), used to
+    compare a Ranking with searches that return leaves, such as HF `generate`."""
+    leaves, scores = [], []
+    for items, row_scores in zip(ranking.items, ranking.scores):
+        first: dict[int, float] = {}
+        for item, score in zip(items, row_scores):
+            if item >= 0:
+                first.setdefault(trie.walk(item_tokens[item]), float(score))
+        leaves.append(list(first))
+        scores.append(list(first.values()))
+    return leaves, scores
