@@ -19,12 +19,13 @@ from datetime import datetime, timezone
 
 import numpy as np
 import torch
-from transformers import T5Config, T5ForConditionalGeneration
 
 from mqlrec.evaluate import ensemble
 from mqlrec.generate import beam_search
 from mqlrec.generate.ranking import distinct_leaves
-from mqlrec.generate.reference import reference_beam_search
+from mqlrec.data import read_index
+from mqlrec.generate.reference import hf_prefix_allowed_tokens, reference_beam_search
+from mqlrec.model.t5 import ModelConfig, build_model
 from mqlrec.generate.step import cuda_step_available
 from mqlrec.language import Language, Trie
 
@@ -50,36 +51,19 @@ def parse_args():
 
 
 def load_language(data_dir):
-    codes = {}
-    for m, name in [("text", "index_lemb"), ("image", "index_vitemb")]:
-        path = os.path.join(data_dir, f"Instruments.{name}.json")
-        with open(path) as f:
-            d = json.load(f)
-        codes[m] = np.array([[int(t.split("_")[1].rstrip(">")) for t in d[str(i)]] for i in range(len(d))])
+    codes = {m: read_index(os.path.join(data_dir, f"Instruments.{name}.json"))[1]
+             for m, name in [("text", "index_lemb"), ("image", "index_vitemb")]}
     return Language(codes, ["seqrec", "seqimage"], n_codes={"text": 256, "image": 256})
 
 
 def official_model(vocab, seed):
     torch.manual_seed(seed)
-    cfg = T5Config(vocab_size=vocab, d_model=128, d_ff=1024, d_kv=64, num_heads=6, num_layers=4,
-                   num_decoder_layers=4, dropout_rate=0.1, relative_attention_num_buckets=32,
-                   pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    return T5ForConditionalGeneration(cfg).eval()
-
-
-def hf_prefix_fn(trie: Trie, eos=1):
-    def allowed(batch_id, sent):
-        toks = sent.tolist()[1:]
-        if len(toks) == trie.depth:
-            return [eos]
-        node = trie.walk(toks)
-        return trie.children(node)[0].tolist() if node >= 0 else []
-    return allowed
+    return build_model(ModelConfig(), vocab).eval()
 
 
 def hf_search(model, ids, mask, trie, W, batch):
     leaves, scores = [], []
-    fn = hf_prefix_fn(trie)
+    fn = hf_prefix_allowed_tokens(trie)
     for s in range(0, len(ids), batch):
         out = model.generate(input_ids=ids[s : s + batch], attention_mask=mask[s : s + batch], num_beams=W,
                              num_return_sequences=W, max_new_tokens=trie.depth + 1, prefix_allowed_tokens_fn=fn,

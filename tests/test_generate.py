@@ -1,6 +1,5 @@
 """Beam search / exact search vs brute force, the plain reference, and Hugging Face generate."""
 
-import json
 import os
 
 import numpy as np
@@ -10,7 +9,10 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from mqlrec.generate import Ranking, beam_search
 from mqlrec.generate.ranking import distinct_leaves
-from mqlrec.generate.reference import exact_from_scores, leaf_paths, reference_beam_search, score_all_leaves
+from mqlrec.data import read_index
+from mqlrec.generate.reference import (exact_from_scores, hf_prefix_allowed_tokens, leaf_paths,
+                                       reference_beam_search, score_all_leaves)
+from mqlrec.model.t5 import ModelConfig, build_model
 from mqlrec.language import Language, Trie
 
 from conftest import SHARED_DATA
@@ -37,20 +39,9 @@ def tiny_case(seed, n_items, levels, n_codes, users=3, collisions=False):
     return lang, model, ids, mask
 
 
-def hf_prefix_fn(trie: Trie, eos=1):
-    """The official trie: [decoder start] + code tokens + [eos]."""
-    def allowed(batch_id, sent):
-        toks = sent.tolist()[1:]
-        if len(toks) == trie.depth:
-            return [eos]
-        node = trie.walk(toks)
-        return trie.children(node)[0].tolist() if node >= 0 else []
-    return allowed
-
-
 def hf_generate(model, ids, mask, trie, W):
     out = model.generate(input_ids=ids, attention_mask=mask, num_beams=W, num_return_sequences=W,
-                         max_new_tokens=trie.depth + 1, prefix_allowed_tokens_fn=hf_prefix_fn(trie),
+                         max_new_tokens=trie.depth + 1, prefix_allowed_tokens_fn=hf_prefix_allowed_tokens(trie),
                          output_scores=True, return_dict_in_generate=True, length_penalty=1.0,
                          early_stopping=True, do_sample=False)
     seqs = out.sequences.reshape(ids.shape[0], W, -1)[:, :, 1 : trie.depth + 1].numpy()
@@ -132,16 +123,11 @@ def test_equals_hugging_face_generate(W):
 @pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "Instruments")),
                     reason="shared data folder with Instruments is absent")
 def test_official_size_model_on_instruments_codes_equals_hugging_face():
-    codes = {}
-    for m, f in [("text", "index_lemb"), ("image", "index_vitemb")]:
-        with open(os.path.join(SHARED_DATA, "Instruments", f"Instruments.{f}.json")) as fh:
-            d = json.load(fh)
-        codes[m] = np.array([[int(t.split("_")[1][:-1]) for t in d[str(i)]] for i in range(len(d))])
+    codes = {m: read_index(os.path.join(SHARED_DATA, "Instruments", f"Instruments.{f}.json"))[1]
+             for m, f in [("text", "index_lemb"), ("image", "index_vitemb")]}
     lang = Language(codes, ["seqrec", "seqimage"], n_codes={"text": 256, "image": 256})
     torch.manual_seed(0)
-    cfg = T5Config(vocab_size=lang.vocab_size, d_model=128, d_ff=1024, d_kv=64, num_heads=6, num_layers=4,
-                   num_decoder_layers=4, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    model = T5ForConditionalGeneration(cfg).eval()
+    model = build_model(ModelConfig(), lang.vocab_size).eval()  # official size
     rng = np.random.default_rng(0)
     tokens = lang.item_tokens("image")
     hist = tokens[rng.integers(0, lang.n_items, (2, 20))].reshape(2, -1)

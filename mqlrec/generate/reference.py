@@ -13,7 +13,7 @@ import torch
 from mqlrec.generate.beam_search import eos_id, level_token_ranges, validate_inputs
 from mqlrec.generate.ranking import Ranking, ranking_from_leaves
 from mqlrec.generate.step import TrieTensors, beam_step_reference
-from mqlrec.language import Trie
+from mqlrec.language import EOS_ID, Trie
 
 
 def _logp(logits, lo, hi, normalise):
@@ -106,3 +106,17 @@ def exact_from_scores(trie: Trie, leaves: np.ndarray, scores: np.ndarray, k: int
     """Top-k leaves per user from score_all_leaves (stable: lower leaf id first on ties) -> Ranking."""
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return ranking_from_leaves(trie, leaves[order], np.take_along_axis(scores, order, 1))
+
+
+def hf_prefix_allowed_tokens(trie: Trie, eos: int = EOS_ID):
+    """`prefix_allowed_tokens_fn` for HF `generate` over the official trie: [decoder start] + code
+    tokens + [eos]. The oracle our search is compared with in tests and benchmarks."""
+
+    def allowed(batch_id, sent):
+        toks = sent.tolist()[1:]
+        if len(toks) == trie.depth:
+            return [eos]
+        node = trie.walk(toks)
+        return trie.children(node)[0].tolist() if node >= 0 else []
+
+    return allowed
