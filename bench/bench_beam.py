@@ -27,7 +27,7 @@ from mqlrec.data import read_index
 from mqlrec.generate.reference import hf_prefix_allowed_tokens, reference_beam_search
 from mqlrec.model.t5 import ModelConfig, build_model
 from mqlrec.generate.step import cuda_step_available
-from mqlrec.language import Language, Trie
+from mqlrec.language import Language
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEST_USERS = 17112  # Instruments test set
