@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 
 import torch
+
+from _results import cpu_name
 
 
 def environment(device: torch.device) -> dict:
@@ -18,7 +18,7 @@ def environment(device: torch.device) -> dict:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+        name = cpu_name()
     return {
         "device": name,
         "torch": torch.__version__,
@@ -82,22 +82,6 @@ def ceilings(device: torch.device) -> dict:
 def floor_ms(flops: float, bytes_moved: float, ceil: dict, flop_key: str = "fp32_matmul_TFLOPs") -> float:
     """Roofline floor: the larger of compute time at the measured matmul rate and traffic time at copy bandwidth."""
     return max(flops / (ceil[flop_key] * 1e9), bytes_moved / (ceil["copy_GBps"] * 1e6))
-
-
-def append_json(path: str, record: dict) -> None:
-    """Append one run to a JSON list, atomically (temp file + os.replace)."""
-    runs = []
-    if os.path.exists(path):
-        with open(path) as f:
-            runs = json.load(f)
-        if not isinstance(runs, list):
-            raise SystemExit(f"{path}: expected a JSON list of runs")
-    runs.append(record)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(runs, f, indent=1)
-    os.replace(tmp, path)
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:

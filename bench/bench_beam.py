@@ -28,6 +28,7 @@ from mqlrec.generate.reference import hf_prefix_allowed_tokens, reference_beam_s
 from mqlrec.model.t5 import ModelConfig, build_model
 from mqlrec.generate.step import cuda_step_available
 from mqlrec.language import Language
+from _results import append_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEST_USERS = 17112  # Instruments test set
@@ -181,15 +182,7 @@ def main():
                        "floor_users_per_s": round(rate / flops, 1),
                        "ours_time_over_floor": round((rate / flops) / rates[best], 2), "best_provider": best}
     print(json.dumps(result, indent=1))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    old = []
-    if os.path.exists(args.out):
-        with open(args.out) as f:
-            old = json.load(f)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(old + [result], f, indent=1)
-    os.replace(tmp, args.out)
+    append_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ items/s and the speedup to bench/results/collision.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 
 import numpy as np
+from _results import append_json
 
 
 def make_problem(n, levels, k, n_cand, spread, seed):
@@ -80,17 +80,7 @@ def main() -> None:
               f"C++ {t_cpp:.4f}s ({n / t_cpp:,.0f} items/s) | x{t_py / t_cpp:.1f}")
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": device, "torch": torch.__version__,
               "numpy": np.__version__, "python": platform.python_version(), "runs": runs}
-    history = []
-    if os.path.exists(args.out):
-        with open(args.out) as f:
-            history = json.load(f)
-    history.append(record)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    tmp = f"{args.out}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(history, f, indent=1)
-    os.replace(tmp, args.out)
-    print(f"appended to {args.out} ({device})")
+    append_json(args.out, record)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _kernel_bench as kb  # noqa: E402
+from _results import append_json  # noqa: E402
 
 from mqlrec.ops.reference import info_nce_reference  # noqa: E402
 
@@ -127,12 +128,11 @@ def main() -> None:
             torch.cuda.empty_cache()
     kb.print_table(rows, ["B", "provider", "fwd_ms", "fwdbwd_ms", "GFLOP/s", "floor_ms", "%floor", "peak_MB",
                           "x_eager", "x_compile", "fwd_x_eager"])
-    kb.append_json(args.out, {
+    append_json(args.out, {
         "bench": "info_nce", **env, "ceilings": ceil,
         "shape": {"D": d, "tau": tau, "dtype": args.dtype, "form": form},
         "check": checks, "compile_first_call_s": compile_s, "rows": rows,
     })
-    print(f"# appended to {args.out}")
 
 
 if __name__ == "__main__":

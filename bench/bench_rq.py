@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _kernel_bench as kb  # noqa: E402
+from _results import append_json  # noqa: E402
 
 from mqlrec.ops.reference import rq_quantize_reference  # noqa: E402
 
@@ -146,12 +147,11 @@ def main() -> None:
         if gpu:
             torch.cuda.empty_cache()
     kb.print_table(rows, ["N", "provider", "ms", "Mrows/s", "GB/s", "GFLOP/s", "floor_ms", "%floor", "peak_MB", "x_eager", "x_compile"])
-    kb.append_json(args.out, {
+    append_json(args.out, {
         "bench": "rq_quantize", **env, "ceilings": ceil,
         "shape": {"L": n_levels, "K": k, "D": d, "dtype": args.dtype},
         "check": checks, "compile_first_call_s": compile_s, "rows": rows,
     })
-    print(f"# appended to {args.out}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import os
 import platform
 import tempfile
 import time
+from _results import append_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "Instruments"))
@@ -45,19 +46,6 @@ def summary(stats: dict) -> dict:
         | {"codes_used_per_level": [u["codes_used"] for u in s["usage_before"]]}
         for m, s in stats["modalities"].items()
     }
-
-
-def append(path: str, record: dict) -> None:
-    history = []
-    if os.path.exists(path):
-        with open(path) as f:
-            history = json.load(f)
-    history.append(record)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(history, f, indent=1)
-    os.replace(tmp, path)
-    print(f"appended to {path}")
 
 
 def main() -> None:
@@ -91,7 +79,7 @@ def main() -> None:
             stats = run_cli(cli)
         record = {**env, "command": "python -m mqlrec.tokenize " + " ".join(cli), "wall_seconds": stats["cli_seconds"],
                   "train_seconds": stats["train_seconds"], "modalities": summary(stats)}
-        append(os.path.join(HERE, "results", "tokenize_instruments.json"), record)
+        append_json(os.path.join(HERE, "results", "tokenize_instruments.json"), record)
         print(json.dumps(record["modalities"], indent=1))
         return
     epochs = args.epochs or 100
@@ -122,7 +110,7 @@ def main() -> None:
             mean_final[f"{method}_{m}"] = sum(vals) / len(vals)
     print("mean collision rate before reallocation (kept state):", mean)
     print("mean collision rate at the last epoch:", mean_final)
-    append(os.path.join(HERE, "results", "tokenize_macrec_vs_rqvae.json"),
+    append_json(os.path.join(HERE, "results", "tokenize_macrec_vs_rqvae.json"),
            {**env, "dataset": "synthetic default (500 items)", "epochs": epochs, "codebook_size": args.codebook_size,
             "levels": args.levels, "mean_collision_rate_before": mean, "mean_final_epoch_collision_rate": mean_final,
             "runs": rows})

@@ -16,7 +16,6 @@ Results are appended to bench/results/train.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -27,9 +26,10 @@ import torch
 
 from mqlrec.language import EOS_ID, Language
 from mqlrec.model import GenerativeRecommender, ModelConfig, build_model
-from mqlrec.tasks import ALL_TASKS, NIG_TASK, TASKS, SequenceTable, build_samples
+from mqlrec.tasks import ALL_TASKS, TASKS, SequenceTable, build_samples
 from mqlrec.train.batches import epoch_batches, to_batch
 from mqlrec.train.loop import FitConfig, make_optimizer
+from _results import append_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "data", "Instruments")
@@ -193,13 +193,7 @@ def main(argv=None) -> int:
     t5.eval()
     result["evaluation"] = bench_eval(t5, ds, lang, args.eval_users, args.beam_width, args.eval_batch_size)
     print("evaluation:", result["evaluation"])
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    history = json.load(open(args.out)) if os.path.exists(args.out) else []
-    history.append(result)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(history, f, indent=1)
-    os.replace(tmp, args.out)
+    append_json(args.out, result)
     return 0
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from mqlrec.data import DataError, leave_one_out, load_dataset, load_embedding, write_mqlrec
+from mqlrec.data import leave_one_out, load_dataset, load_embedding, write_mqlrec
 from mqlrec.data.synthetic import make_synthetic
 
 needs_shared = pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason=f"shared datasets not found at {SHARED_DATA}")

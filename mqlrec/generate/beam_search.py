@@ -104,7 +104,7 @@ def beam_search(
 def _search_chunk(model, input_ids, attention_mask, tt, ranges, W, impl, normalise):
     dec = T5BeamDecoder(model)
     with nvtx.annotate("encode"):
-        state = dec.encode(input_ids, attention_mask)
+        state = dec.encode(input_ids, attention_mask, capacity=len(ranges) + 1)
     B = input_ids.shape[0]
     device = input_ids.device
     start = model.config.decoder_start_token_id

@@ -2,9 +2,9 @@
 
 Why not call the HF decoder: with W beams per user HF expands the encoder states W times and
 projects cross-attention keys/values for every beam. Here the encoder runs once per user, its
-cross-attention K/V are projected once per user and every beam's query attends to them through a
-batched matmul over [user, head] (no per-beam copy). The self-attention cache holds only the few
-decoded positions and is reordered by parent beam after each step.
+cross-attention K/V are projected once per user and every beam's query attends to them through
+scaled_dot_product_attention over [user, head] (no per-beam copy). The self-attention cache holds
+only the few decoded positions, position-major, and is reordered by parent beam after each step.
 
 Numerics follow transformers' T5 (RMS layer norm in fp32, no 1/sqrt(d) attention scaling, relative
 position bias from the first decoder layer, output scaled by d_model^-0.5 when embeddings are tied).
@@ -12,8 +12,23 @@ position bias from the first decoder layer, output scaled by d_model^-0.5 when e
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
+
+
+@dataclass
+class DecoderState:
+    """Per-batch decoding state: cross-attention K/V per layer [B, H, S, d_kv] (shared by a user's
+    beams), the padding bias [B, 1, 1, S] (None without padding), and the self-attention cache per
+    layer, (K, V) each [capacity, B * W, H, d_kv], of which positions [:t] are filled."""
+
+    cross: list
+    mask_bias: torch.Tensor | None
+    capacity: int
+    cache: list = field(default_factory=list)
+    t: int = 0
 
 
 def _rms(x, weight, eps):
@@ -47,80 +62,99 @@ class T5BeamDecoder:
         return self.n_heads * self.d_kv
 
     @torch.no_grad()
-    def encode(self, input_ids, attention_mask):
-        """Encoder once per user -> state dict with cross-attention K/V [B, H, S, d_kv] per layer."""
+    def encode(self, input_ids, attention_mask, capacity: int = 8):
+        """Encoder once per user -> DecoderState with cross-attention K/V [B, H, S, d_kv] per layer.
+        `capacity`: decoder positions the self-attention cache holds before it has to grow."""
         enc = self.model.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         B, S, _ = enc.shape
         cross = []
         for b in self.blocks:
             att = b.layer[1].EncDecAttention
-            k = F.linear(enc, att.k.weight).view(B, S, self.n_heads, self.d_kv).transpose(1, 2)
-            v = F.linear(enc, att.v.weight).view(B, S, self.n_heads, self.d_kv).transpose(1, 2)
+            k = F.linear(enc, att.k.weight).view(B, S, self.n_heads, self.d_kv).transpose(1, 2).contiguous()
+            v = F.linear(enc, att.v.weight).view(B, S, self.n_heads, self.d_kv).transpose(1, 2).contiguous()
             cross.append((k, v))
-        mask_bias = (1.0 - attention_mask.to(enc.dtype))[:, None, None, :] * torch.finfo(enc.dtype).min  # [B,1,1,S]
-        return {"cross": cross, "mask_bias": mask_bias, "self": None, "t": 0}
+        mask_bias = None  # no padding: attention needs no mask
+        if not bool(attention_mask.all()):
+            mask_bias = (1.0 - attention_mask.to(enc.dtype))[:, None, None, :] * torch.finfo(enc.dtype).min
+        return DecoderState(cross, mask_bias, capacity)
+
+    def _advance_cache(self, state, B, W, parent):
+        """Make room for position t in every layer's cache, reordered to the new beams.
+
+        The cache is position-major, [capacity, rows, H, d_kv], so the filled prefix [:t] is one
+        contiguous block: a reorder is one index_select into a fresh buffer, and a step without reorder
+        writes in place (no torch.cat copy per step)."""
+        t, rows = state.t, B * W
+        if t == 0:
+            shape = (max(state.capacity, 1), rows, self.n_heads, self.d_kv)
+            state.cache = [(self.embed.new_empty(shape), self.embed.new_empty(shape)) for _ in self.blocks]
+            return
+        prev = state.cache[0][0].shape[1]
+        if parent is None and prev != rows:
+            raise ValueError(f"{rows} beams follow {prev} without a parent index to reorder the cache by")
+        cap = state.cache[0][0].shape[0]
+        if parent is None and t < cap:
+            return  # same beams, room left: write position t in place
+        index = None
+        if parent is not None:
+            w_prev = prev // B
+            index = (parent.long().clamp(min=0) + w_prev * torch.arange(B, device=parent.device)[:, None]).reshape(-1)
+        if t >= cap:
+            cap *= 2
+        fresh = []
+        for kv in state.cache:
+            pair = []
+            for c in kv:
+                out = c.new_empty((cap, rows) + c.shape[2:])
+                if index is None:
+                    out[:t].copy_(c[:t])
+                else:
+                    torch.index_select(c[:t], 1, index, out=out[:t])
+                pair.append(out)
+            fresh.append(tuple(pair))
+        state.cache = fresh
 
     @torch.no_grad()
     def step(self, state, tokens, parent=None):
-        """Feed tokens [B, W] at the next position; parent [B, W] (beam each one extends, None at the
-        first step) reorders the self-attention cache. Returns the final hidden states [B, W, D],
-        already scaled for the LM head."""
+        """Feed tokens [B, W] at the next position; parent [B, W] (beam each one extends, None while
+        the beams stay the same) reorders the self-attention cache. Returns the final hidden states
+        [B, W, D], already scaled for the LM head."""
         B, W = tokens.shape
-        t = state["t"]
+        t = state.t
         H, dk = self.n_heads, self.d_kv
-        if state["self"] is not None and parent is not None:
-            # One row gather over the flattened [B * W_prev] beams: take_along_dim would broadcast the
-            # index to the whole cache and wrap it with a remainder, about 6x the cost of this copy.
-            prev = state["self"][0][0].shape[1]
-            rows = (parent.long().clamp(min=0) + prev * torch.arange(B, device=parent.device)[:, None]).reshape(-1)
-            state["self"] = [
-                tuple(c.reshape(B * prev, *c.shape[2:]).index_select(0, rows).view(B, W, *c.shape[2:]) for c in kv)
-                for kv in state["self"]
-            ]
-        bias = self.rel_bias.compute_bias(t + 1, t + 1, device=tokens.device)[:, :, -1, :]  # [1, H, t+1]
+        self._advance_cache(state, B, W, parent)
+        bias = self.rel_bias.compute_bias(t + 1, t + 1, device=tokens.device)[0, :, -1, :].T[:, None, :]  # [t+1, 1, H]
         x = F.embedding(tokens, self.embed)  # [B, W, D]
-        new_cache = []
         for i, blk in enumerate(self.blocks):
             sa = blk.layer[0]
             h = _rms(x, sa.layer_norm.weight, self.eps)
-            q, k, v = F.linear(h, self.qkv[i]).view(B, W, 3, H, dk).unbind(2)  # each [B, W, H, dk]
-            if state["self"] is not None:
-                pk, pv = state["self"][i]
-                if pk.shape[1] != W:  # first step ran with fewer beams: broadcast to all
-                    pk, pv = pk.expand(B, W, *pk.shape[2:]), pv.expand(B, W, *pv.shape[2:])
-                k = torch.cat([pk, k[:, :, :, None]], 3)  # [B, W, H, t+1, dk]
-                v = torch.cat([pv, v[:, :, :, None]], 3)
-            else:
-                k, v = k[:, :, :, None], v[:, :, :, None]
-            new_cache.append((k, v))
-            scores = torch.einsum("bwhd,bwhtd->bwht", q, k) + bias
-            att = torch.einsum("bwht,bwhtd->bwhd", scores.softmax(-1), v).reshape(B, W, H * dk)
+            q, k, v = F.linear(h, self.qkv[i]).view(B * W, 3, H, dk).unbind(1)  # each [B*W, H, dk]
+            ck, cv = state.cache[i]
+            ck[t].copy_(k)
+            cv[t].copy_(v)
+            # t+1 <= L+1 keys per beam: broadcast multiply-and-sum beats a batched matmul of 1-row matrices
+            scores = (q * ck[: t + 1]).sum(-1) + bias  # [t+1, B*W, H]
+            att = (scores.softmax(0).unsqueeze(-1) * cv[: t + 1]).sum(0).view(B, W, H * dk)
             x = x + F.linear(att, sa.SelfAttention.o.weight)
 
             ca = blk.layer[1]
             h = _rms(x, ca.layer_norm.weight, self.eps)
             q = F.linear(h, ca.EncDecAttention.q.weight).view(B, W, H, dk).transpose(1, 2)  # [B, H, W, dk]
-            ck, cv = state["cross"][i]
-            scores = torch.matmul(q, ck.transpose(2, 3)) + state["mask_bias"]  # [B, H, W, S], K/V shared by beams
-            att = torch.matmul(scores.softmax(-1), cv).transpose(1, 2).reshape(B, W, H * dk)
-            x = x + F.linear(att, ca.EncDecAttention.o.weight)
+            xk, xv = state.cross[i]  # [B, H, S, dk], shared by the user's beams
+            att = F.scaled_dot_product_attention(q, xk, xv, attn_mask=state.mask_bias, scale=1.0)
+            x = x + F.linear(att.transpose(1, 2).reshape(B, W, H * dk), ca.EncDecAttention.o.weight)
 
             ff = blk.layer[2]
             x = x + ff.DenseReluDense(_rms(x, ff.layer_norm.weight, self.eps))
-        state["self"] = new_cache
-        state["t"] = t + 1
+        state.t = t + 1
         return _rms(x, self.final_norm, self.eps) * self.scale_out
 
     @torch.no_grad()
     def last_hidden(self, state, prefixes, users):
         """Decode whole prefixes from scratch: prefixes [U, P, t] (decoder start first) of users
         [U] (indices into the encoded batch) -> final hidden states at the last position [U, P, D]."""
-        fresh = {
-            "cross": [(k[users], v[users]) for k, v in state["cross"]],
-            "mask_bias": state["mask_bias"][users],
-            "self": None,
-            "t": 0,
-        }
+        mask = None if state.mask_bias is None else state.mask_bias[users]
+        fresh = DecoderState([(k[users], v[users]) for k, v in state.cross], mask, prefixes.shape[2])
         for p in range(prefixes.shape[2]):
             hidden = self.step(fresh, prefixes[:, :, p])
         return hidden
