@@ -46,7 +46,7 @@ def parse_args():
     p.add_argument("--hf-users", type=int, default=64, help="users run through HF generate (slow)")
     p.add_argument("--ref-users", type=int, default=8, help="users run through the torch reference search")
     p.add_argument("--exact-users", type=int, default=2, help="users run through exact search (near brute force on a random model)")
-    p.add_argument("--batch-size", type=int, default=64, help="users per decoder batch for our search")
+    p.add_argument("--batch-size", type=int, default=None, help="users per decoder batch for our search (default: beam_search's own, 16 on CPU)")
     p.add_argument("--hf-batch-size", type=int, default=64,
                    help="users per HF generate call: 64 is the official test script's --test_batch_size")
     p.add_argument("--hf-small-batch", type=int, default=8,

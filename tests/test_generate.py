@@ -109,6 +109,29 @@ def test_fast_equals_reference_beam_search(normalise):
     np.testing.assert_allclose(got.scores, want.scores, atol=2e-6)
 
 
+@pytest.mark.parametrize("search", ["beam", "exact"])
+@pytest.mark.parametrize("batch_size", [1, 2, 5, None])
+def test_users_of_any_length_get_their_unbatched_result(search, batch_size):
+    # users are sorted by source length, chunked and trimmed of padding columns; every user must still
+    # get exactly what it gets alone and unpadded, in the caller's order
+    lang, model, _, _ = tiny_case(31, 120, 3, 6)
+    rng = np.random.default_rng(31)
+    lengths = rng.permutation([1, 3, 4, 6, 8, 11, 12])
+    ids = torch.zeros(len(lengths), 12, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for u, n in enumerate(lengths):
+        ids[u, :n] = torch.as_tensor(rng.integers(3, lang.vocab_size, n))
+        mask[u, :n] = 1
+    trie = lang.trie("text")
+    got = beam_search(model, ids, mask, trie, beam_width=5, search=search, batch_size=batch_size)
+    for u, n in enumerate(lengths):
+        alone = beam_search(model, ids[u : u + 1, :n], mask[u : u + 1, :n], trie, beam_width=5, search=search)
+        k = alone.items.shape[1]
+        np.testing.assert_array_equal(got.items[u, :k], alone.items[0])
+        assert (got.items[u, k:] == -1).all()
+        np.testing.assert_allclose(got.scores[u, :k], alone.scores[0], atol=2e-6)
+
+
 @pytest.mark.parametrize("W", [2, 5, 8])  # HF with num_beams=1 is greedy search, not beam search
 def test_equals_hugging_face_generate(W):
     lang, model, ids, mask = tiny_case(21, 300, 3, 9, users=3)

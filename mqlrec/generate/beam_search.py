@@ -13,11 +13,10 @@ is projected onto those rows only) and skips the eos step; its score is the mean
 
 from __future__ import annotations
 
-import numpy as np
 import nvtx
 import torch
-from tqdm import tqdm
 
+from mqlrec.generate.batching import run_in_chunks
 from mqlrec.generate.ranking import Ranking, ranking_from_leaves
 from mqlrec.generate.step import TrieTensors, beam_step, check_token_range, resolve_step
 from mqlrec.generate.t5_decoder import T5BeamDecoder
@@ -66,7 +65,7 @@ def beam_search(
     search: str = "beam",
     step: str = "auto",
     normalise: str = "full",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> Ranking:
     """Top items per user under `model`, best first (see module docstring for the score).
@@ -74,7 +73,8 @@ def beam_search(
     search="beam": beam search with `beam_width` beams; search="exact": the provably best
     `beam_width` leaves (mqlrec.generate.exact). step: "torch" | "cpp" | "cuda" | "auto".
     A beam width above the number of reachable leaves is fine: the missing beams are dead and rows
-    are padded (items -1, scores -inf). Users are processed in chunks of `batch_size`.
+    are padded (items -1, scores -inf). Users are processed in chunks of `batch_size` (default: 16
+    on CPU, 256 on CUDA), grouped by source length (mqlrec.generate.batching).
     """
     validate_inputs(model, input_ids, attention_mask, trie, beam_width, normalise)
     if search == "exact":
@@ -88,16 +88,11 @@ def beam_search(
     impl = resolve_step(step, input_ids.device)
     tt = TrieTensors.of(trie, input_ids.device)
     ranges = level_token_ranges(trie)
-    leaves, scores = [], []
-    chunks = range(0, input_ids.shape[0], batch_size)
-    for s in tqdm(chunks, desc="beam search", disable=not progress):
-        leaf, score = _search_chunk(model, input_ids[s : s + batch_size], attention_mask[s : s + batch_size],
-                                    tt, ranges, int(beam_width), impl, normalise)
-        leaves.append(leaf)
-        scores.append(score)
-    if not leaves:
-        return Ranking(np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32))
-    return ranking_from_leaves(trie, np.concatenate(leaves), np.concatenate(scores))
+    W = int(beam_width)
+    leaves, scores = run_in_chunks(
+        lambda ids, mask: _search_chunk(model, ids, mask, tt, ranges, W, impl, normalise),
+        input_ids, attention_mask, batch_size, W, "beam search", progress)
+    return ranking_from_leaves(trie, leaves, scores)
 
 
 @torch.no_grad()

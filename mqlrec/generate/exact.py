@@ -21,9 +21,9 @@ from itertools import count
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mqlrec.generate.beam_search import eos_id, level_token_ranges
+from mqlrec.generate.batching import run_in_chunks
 from mqlrec.generate.ranking import Ranking, ranking_from_leaves
 from mqlrec.generate.t5_decoder import T5BeamDecoder
 from mqlrec.language import Trie
@@ -31,17 +31,12 @@ from mqlrec.language import Trie
 
 @torch.no_grad()
 def exact_search(model, input_ids, attention_mask, trie: Trie, k: int, normalise: str = "full",
-                 batch_size: int = 128, expand: int = 32, max_prefixes: int = 4096, progress: bool = False) -> Ranking:
+                 batch_size: int | None = None, expand: int = 32, max_prefixes: int = 4096, progress: bool = False) -> Ranking:
     model.eval()
-    leaves, scores = [], []
-    for s in tqdm(range(0, input_ids.shape[0], batch_size), desc="exact search", disable=not progress):
-        leaf, score = _exact_chunk(model, input_ids[s : s + batch_size], attention_mask[s : s + batch_size],
-                                   trie, int(k), normalise, expand, max_prefixes)
-        leaves.append(leaf)
-        scores.append(score)
-    if not leaves:
-        return Ranking(np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32))
-    return ranking_from_leaves(trie, np.concatenate(leaves), np.concatenate(scores))
+    leaves, scores = run_in_chunks(
+        lambda ids, mask: _exact_chunk(model, ids, mask, trie, int(k), normalise, expand, max_prefixes),
+        input_ids, attention_mask, batch_size, int(k), "exact search", progress)
+    return ranking_from_leaves(trie, leaves, scores)
 
 
 def _exact_chunk(model, input_ids, attention_mask, trie, k, normalise, expand, max_prefixes):
