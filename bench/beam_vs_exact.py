@@ -41,6 +41,7 @@ def parse_args():
     p.add_argument("--beams", type=int, default=20, help="beam width W (and the exact search's K)")
     p.add_argument("--top", type=int, default=10, help="list length compared")
     p.add_argument("--batch-size", type=int, default=64, help="users per search batch")
+    p.add_argument("--note", default="", help="free text stored with the result (e.g. how long the checkpoint was trained)")
     p.add_argument("--seed", type=int, default=0, help="seed of the user subset")
     p.add_argument("--out", default=os.path.join(HERE, "results", "beam_vs_exact.json"), help="JSON results file (appended)")
     return p.parse_args()
@@ -77,7 +78,9 @@ def main():
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-        "checkpoint": os.path.relpath(ckpt.path), "checkpoint_meta": {k: ckpt.meta.get(k) for k in ("epoch", "tasks", "max_history")},
+        "checkpoint": {"dataset": ckpt.meta.get("dataset"), "tasks": ckpt.meta.get("tasks"),
+                       "training": {k: ckpt.meta.get("args", {}).get(k) for k in ("epochs", "max_train_samples", "lr", "batch_size", "seed")}},
+        "note": args.note,
         "users": int(len(users)), "beams": args.beams, "modalities": {},
     }
     for m in lang.modalities:

@@ -73,7 +73,7 @@ def beam_search(
     search="beam": beam search with `beam_width` beams; search="exact": the provably best
     `beam_width` leaves (mqlrec.generate.exact). step: "torch" | "cpp" | "cuda" | "auto".
     A beam width above the number of reachable leaves is fine: the missing beams are dead and rows
-    are padded (items -1, scores -inf). Users are processed in chunks of `batch_size` (default: 16
+    are padded (items -1, scores -inf). Users are processed in chunks of `batch_size` (default: 32
     on CPU, 256 on CUDA), grouped by source length (mqlrec.generate.batching).
     """
     validate_inputs(model, input_ids, attention_mask, trie, beam_width, normalise)
