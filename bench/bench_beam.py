@@ -57,6 +57,8 @@ def parse_args():
     p.add_argument("--hf-small-users", type=int, default=16, help="users of the small-batch HF run")
     p.add_argument("--beams", type=int, default=20, help="beam width")
     p.add_argument("--modality", default="text", choices=["text", "image"], help="catalog/trie to search")
+    p.add_argument("--gpu-users", type=int, default=TEST_USERS,
+                   help="users timed through our search on the GPU (when present): the whole test set by default")
     p.add_argument("--seed", type=int, default=0, help="seed of the model weights and histories")
     p.add_argument("--out", default=os.path.join(HERE, "results", "beam.json"), help="JSON results file (appended)")
     return p.parse_args()
@@ -82,10 +84,34 @@ def hf_search(model, ids, mask, trie, W, batch):
                              output_scores=True, return_dict_in_generate=True, length_penalty=1.0,
                              early_stopping=True, do_sample=False)
         n = len(ids[s : s + batch])
-        seqs = out.sequences.reshape(n, W, -1)[:, :, 1 : trie.depth + 1].numpy()
+        seqs = out.sequences.reshape(n, W, -1)[:, :, 1 : trie.depth + 1].cpu().numpy()
         leaves.append([[trie.walk(x) for x in row] for row in seqs])
-        scores.append(out.sequences_scores.reshape(n, W).numpy())
+        scores.append(out.sequences_scores.reshape(n, W).cpu().numpy())
     return np.concatenate(leaves), np.concatenate(scores)
+
+
+def gpu_run(model, ids, mask, trie, W, lang, args):
+    """HF generate and ours on the same GPU: identical lists first, then users/s, and our time for
+    --gpu-users users (default: as many as the Instruments test set) measured, not projected."""
+    model = model.cuda()
+    ic, mc = ids.cuda(), mask.cuda()
+    h = args.hf_users
+    sync = torch.cuda.synchronize
+    hf_search(model, ic[:8], mc[:8], trie, W, 8)  # warm-up
+    (hf_leaves, _), t_hf = timed(lambda: (hf_search(model, ic[:h], mc[:h], trie, W, args.hf_batch_size), sync())[0])
+    mine = beam_search(model, ic[:h], mc[:h], trie, beam_width=W)
+    leaves, _ = distinct_leaves(mine, trie, lang.item_tokens(args.modality))
+    identical = sum(list(a) == list(b) for a, b in zip(leaves, hf_leaves))
+    g = args.gpu_users
+    beam_search(model, ic[:256], mc[:256], trie, beam_width=W)  # warm-up
+    sync()
+    _, t = timed(lambda: (beam_search(model, ic[:g], mc[:g], trie, beam_width=W, batch_size=args.batch_size), sync()))
+    out = {"device": torch.cuda.get_device_name(), "step": "cuda" if cuda_step_available() else "torch", "hf_identical_top20_lists": f"{identical}/{h}",
+           "hf_generate_users_per_s": round(h / t_hf, 2), "ours_users_per_s": round(g / t, 1),
+           "ratio_to_hf": round((g / t) / (h / t_hf), 1), "users_timed": g,
+           "test_set_both_modalities_s": round(2 * TEST_USERS / (g / t), 2)}
+    print(json.dumps({"gpu": out}))
+    return out
 
 
 def timed(fn):
@@ -124,7 +150,7 @@ def main():
     trie = lang.trie(args.modality)
     task = "seqrec" if args.modality == "text" else "seqimage"
     rng = np.random.default_rng(args.seed)
-    n = max(args.users, args.hf_users, args.ref_users, args.exact_users)
+    n = max(args.users, args.hf_users, args.ref_users, args.exact_users, args.gpu_users if torch.cuda.is_available() else 0)
     tokens = lang.item_tokens(args.modality)
     hist = tokens[rng.integers(0, lang.n_items, (n, 20))].reshape(n, -1)
     ids = torch.as_tensor(np.concatenate([np.full((n, 1), lang.task_id(task)), hist, np.ones((n, 1), np.int64)], 1))
@@ -177,14 +203,9 @@ def main():
                 ours_rank = rk
     for name, ts in times.items():
         rates[name] = u / statistics.median(ts)
-    if cuda_step_available():
-        ic, mc = ids[:u].cuda(), mask[:u].cuda()
-        mcuda = model.cuda()
-        beam_search(mcuda, ic[:8], mc[:8], trie, beam_width=W)
-        torch.cuda.synchronize()
-        _, t = timed(lambda: (beam_search(mcuda, ic, mc, trie, beam_width=W, batch_size=args.batch_size), torch.cuda.synchronize()))
-        rates["ours_cuda"] = u / t
-        model = mcuda.cpu()
+    if torch.cuda.is_available():
+        result["gpu"] = gpu_run(model, ids, mask, trie, W, lang, args)
+        model = model.cpu()
     e = args.exact_users
     ex, t_ex = timed(lambda: beam_search(model, ids[:e], mask[:e], trie, beam_width=W, search="exact"))
     rates["exact"] = e / t_ex

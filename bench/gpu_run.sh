@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One script for a GPU session: build, test the Triton kernels natively, compile report, benchmarks.
+# One script for a GPU session: build, test the Triton kernels and the CUDA beam step natively,
+# compile report, benchmarks (kernels and beam search).
 #
 #   bench/gpu_run.sh            # everything (about 6-9 minutes on an H100)
 #   bench/gpu_run.sh tests      # build + native tests only
@@ -36,6 +37,9 @@ if [[ "$STAGE" == all || "$STAGE" == tests ]]; then
   MQLREC_TRITON_NATIVE=1 python -m pytest -q tests/test_kernels_rq.py tests/test_kernels_infonce.py \
       tests/test_kernels_dispatch.py tests/test_ops_reference.py 2>&1 | tee "$LOG_DIR/tests.txt" | tail -5
   tail -1 "$LOG_DIR/tests.txt" | sed 's/^/# native tests: /' >> "$SUMMARY"
+  # the CUDA beam step against the C++ / torch references, and the whole search against HF, on the GPU
+  python -m pytest -q tests/test_beam_step.py tests/test_generate.py 2>&1 | tee "$LOG_DIR/tests_beam.txt" | tail -3
+  tail -1 "$LOG_DIR/tests_beam.txt" | sed 's/^/# beam tests: /' >> "$SUMMARY"
   MQLREC_TRITON_NATIVE=1 python -m pytest -q -m benchmark tests/test_bench_kernels.py --benchmark-enable \
       --benchmark-json "$LOG_DIR/pytest_benchmark.json" 2>&1 | tail -12 | tee -a "$LOG_DIR/tests.txt"
 fi
@@ -59,7 +63,10 @@ if [[ "$STAGE" == all || "$STAGE" == bench ]]; then
   run infonce_fp32 bench/bench_infonce.py
   run infonce_bf16 bench/bench_infonce.py --dtype bfloat16
   run infonce_pos bench/bench_infonce.py --positive --batches 8192
-  cp bench/results/rq.json bench/results/infonce.json "$LOG_DIR/" 2>/dev/null || true
+  # beam search: HF generate vs ours on this GPU, the whole test set timed (target < 5 s, >= 30x HF)
+  python bench/bench_beam.py --users 64 --repeats 1 2>&1 | grep -v Warning | tee "$LOG_DIR/beam.txt" | tail -3
+  grep '"gpu"' "$LOG_DIR/beam.txt" | sed 's/^/## beam: /' >> "$SUMMARY" || true
+  cp bench/results/rq.json bench/results/infonce.json bench/results/beam.json "$LOG_DIR/" 2>/dev/null || true
 fi
 
 echo "==================== summary ===================="
