@@ -97,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dropout", type=float, default=0.1, help="dropout rate")
     g = p.add_argument_group("evaluation")
     g.add_argument("--beam-width", type=int, default=20, help="beams per modality (also the ranking length)")
-    g.add_argument("--eval-batch-size", type=int, default=64, help="users per beam-search batch")
+    g.add_argument("--eval-batch-size", type=int, default=512,
+                   help="users handed to the search at once (it sorts them by history length and decodes them in "
+                        "chunks of 32 on CPU, 256 on CUDA; more users, less padding); also the DDP cut of the evaluation")
     g.add_argument("--eval-users", type=int, help="evaluate the test split on a seeded random subset of N users (default: all)")
     g.add_argument("--valid-users", type=int, help="users of the per-epoch validation (0 = all; default 512 real, 256 synthetic)")
     g.add_argument("--valid-metric", choices=["ndcg", "loss"], default="ndcg", help="early-stopping criterion: valid NDCG@10 or valid loss")
