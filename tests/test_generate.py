@@ -83,6 +83,24 @@ def test_wide_beam_equals_brute_force(seed, levels, n_codes, normalise):
     np.testing.assert_allclose(ex.scores, top.scores, atol=2e-6)
 
 
+@pytest.mark.parametrize("normalise", ["full", "level"])
+def test_exact_search_is_exact_where_beam_search_misses(normalise):
+    # the exact search prunes with the K-th score of a K-beam search; where that beam search misses
+    # part of the true top-K the bound is loose, and the result must still be the brute-force top-K
+    misses = 0
+    for seed in range(6):
+        lang, model, ids, mask = tiny_case(40 + seed, 60, 3, 5, users=4, collisions=seed % 2 == 0)
+        trie = lang.trie("text")
+        leaves, scores = score_all_leaves(model, ids, mask, trie, normalise)
+        want = exact_from_scores(trie, leaves, scores, 3)
+        beam = beam_search(model, ids, mask, trie, beam_width=3, normalise=normalise)
+        got = beam_search(model, ids, mask, trie, beam_width=3, search="exact", normalise=normalise)
+        np.testing.assert_array_equal(got.items, want.items)
+        np.testing.assert_allclose(got.scores, want.scores, atol=2e-6)
+        misses += int((beam.items[:, :3] != want.items[:, :3]).any(1).sum())
+    assert misses > 0, "no case where beam search misses the top-K: the test would not exercise a loose bound"
+
+
 def test_collisions_contribute_every_item_with_the_leaf_score():
     lang, model, ids, mask = tiny_case(5, 24, 2, 4, collisions=True)
     trie = lang.trie("text")
