@@ -9,6 +9,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from mqlrec.generate import Ranking, beam_search
 from mqlrec.generate.ranking import distinct_leaves
+from mqlrec.generate.t5_decoder import T5BeamDecoder
 from mqlrec.data import read_index
 from mqlrec.generate.reference import (exact_from_scores, hf_prefix_allowed_tokens, leaf_paths,
                                        reference_beam_search, score_all_leaves)
@@ -99,6 +100,26 @@ def test_exact_search_is_exact_where_beam_search_misses(normalise):
         np.testing.assert_allclose(got.scores, want.scores, atol=2e-6)
         misses += int((beam.items[:, :3] != want.items[:, :3]).any(1).sum())
     assert misses > 0, "no case where beam search misses the top-K: the test would not exercise a loose bound"
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 8])
+def test_decoder_cache_reorder_and_growth_equal_decoding_each_prefix_afresh(capacity):
+    # steps with random parent beams (and a cache that must grow when capacity is small) give the
+    # hidden states of decoding each beam's whole prefix from scratch
+    lang, model, ids, mask = tiny_case(51, 40, 3, 5, users=3)
+    dec = T5BeamDecoder(model)
+    rng = np.random.default_rng(51)
+    B, W, steps = ids.shape[0], 4, 5
+    state = dec.encode(ids, mask, capacity=capacity)
+    prefixes = np.zeros((B, 1, 1), dtype=np.int64)  # decoder start
+    tokens, parent = torch.zeros(B, 1, dtype=torch.long), None
+    for t in range(steps):
+        hidden = dec.step(state, tokens, parent)
+        fresh = dec.last_hidden(state, torch.as_tensor(prefixes), torch.arange(B))
+        torch.testing.assert_close(hidden, fresh, atol=1e-5, rtol=1e-5)
+        parent = torch.as_tensor(rng.integers(0, prefixes.shape[1], (B, W)))
+        tokens = torch.as_tensor(rng.integers(3, lang.vocab_size, (B, W)))
+        prefixes = np.concatenate([np.take_along_axis(prefixes, parent.numpy()[:, :, None], 1), tokens.numpy()[:, :, None]], 2)
 
 
 def test_collisions_contribute_every_item_with_the_leaf_score():
