@@ -7,7 +7,8 @@ steps of the active beams) divided by the matmul rate measured here. Appends to 
 
 HF generate is timed as the official test script runs it (64 users per call) and, for
 transparency, also with 8 users per call, which is faster per user on a CPU; ratios to both are
-reported ("ratio_to_hf", "ratio_to_fastest_hf").
+reported ("ratio_to_hf", "ratio_to_fastest_hf"). On a machine with a GPU, HF generate and ours also
+run on the GPU, and our search is timed over as many users as the whole test set ("gpu").
 
     python bench/bench_beam.py    # defaults: 256 users; 64 through HF (+16 at 8 per call); 2 through exact
 """
