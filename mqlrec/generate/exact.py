@@ -40,31 +40,31 @@ from mqlrec.language import Trie
 def exact_search(model, input_ids, attention_mask, trie: Trie, k: int, normalise: str = "full",
                  batch_size: int | None = None, max_prefixes: int = 4096, progress: bool = False) -> Ranking:
     model.eval()
+    # what the seeding beam search needs, built once for all chunks
+    seed = (TrieTensors.of(trie, input_ids.device), resolve_step("auto", input_ids.device), level_token_ranges(trie))
     leaves, scores = run_in_chunks(
-        lambda ids, mask: _exact_chunk(model, ids, mask, trie, int(k), normalise, max_prefixes),
+        lambda ids, mask: _exact_chunk(model, ids, mask, trie, seed, int(k), normalise, max_prefixes),
         input_ids, attention_mask, batch_size, int(k), "exact search", progress)
     return ranking_from_leaves(trie, leaves, scores)
 
 
-def _beam_bound(model, input_ids, attention_mask, trie, ranges, k, normalise, denom):
+def _beam_bound(model, input_ids, attention_mask, seed, k, normalise, denom):
     """Per user, a lower bound of the K-th best path log-prob sum: beam search's K-th score x denom,
     less a margin for float rounding (-inf when beam search finds fewer than K leaves)."""
-    tt = TrieTensors.of(trie, input_ids.device)
-    impl = resolve_step("auto", input_ids.device)
+    tt, impl, ranges = seed
     _, scores = _search_chunk(model, input_ids, attention_mask, tt, ranges, k, impl, normalise)
     kth = scores[:, k - 1].astype(np.float64) * denom
     return np.where(np.isfinite(kth), kth - (1e-3 + 1e-4 * np.abs(kth)), -np.inf)
 
 
-def _exact_chunk(model, input_ids, attention_mask, trie, k, normalise, max_prefixes):
+def _exact_chunk(model, input_ids, attention_mask, trie, seed, k, normalise, max_prefixes):
     L = trie.depth
-    ranges = level_token_ranges(trie)
-    done_depth = L + 1 if normalise == "full" else L  # full: the forced eos step completes a path
+    ranges = seed[2]
+    done_depth = L + 1 if normalise == "full" else L  # full: the forced eos step completes a path (and is scored)
     eos = eos_id(model)
     start = model.config.decoder_start_token_id or 0
     dev = input_ids.device
-    denom = L + 1 if normalise == "full" else L
-    bound = _beam_bound(model, input_ids, attention_mask, trie, ranges, k, normalise, denom)
+    bound = _beam_bound(model, input_ids, attention_mask, seed, k, normalise, done_depth)
     dec = T5BeamDecoder(model)
     state = dec.encode(input_ids, attention_mask)  # cross K/V once per user
     B = input_ids.shape[0]
@@ -108,7 +108,7 @@ def _exact_chunk(model, input_ids, attention_mask, trie, k, normalise, max_prefi
     for u in range(B):
         for j, (node, s) in enumerate(found[u]):
             leaf[u, j] = node
-            score[u, j] = np.float32(s) / np.float32(denom)
+            score[u, j] = np.float32(s) / np.float32(done_depth)  # the mean over the completed path
     return leaf, score
 
 
