@@ -91,6 +91,16 @@ def hf_search(model, ids, mask, trie, W, batch):
     return np.concatenate(leaves), np.concatenate(scores)
 
 
+def against_hf(model, ids, mask, trie, W, batch, item_tokens, sync=lambda: None):
+    """HF generate on these users (timed) and ours on the same users: HF's leaves, HF's seconds, how many
+    top-W lists are identical and the largest score difference."""
+    (hf_leaves, hf_scores), t_hf = timed(lambda: (hf_search(model, ids, mask, trie, W, batch), sync())[0])
+    leaves, scores = distinct_leaves(beam_search(model, ids, mask, trie, beam_width=W), trie, item_tokens)
+    identical = sum(list(a) == list(b) for a, b in zip(leaves, hf_leaves))
+    max_diff = max(float(np.abs(np.array(s) - hs).max()) for s, hs in zip(scores, hf_scores))
+    return hf_leaves, t_hf, identical, max_diff
+
+
 def gpu_run(model, ids, mask, trie, W, lang, args):
     """HF generate and ours on the same GPU: identical lists first, then users/s, and our time for
     --gpu-users users (default: as many as the Instruments test set) measured, not projected."""
@@ -99,16 +109,14 @@ def gpu_run(model, ids, mask, trie, W, lang, args):
     h = args.hf_users
     sync = torch.cuda.synchronize
     hf_search(model, ic[:8], mc[:8], trie, W, 8)  # warm-up
-    (hf_leaves, _), t_hf = timed(lambda: (hf_search(model, ic[:h], mc[:h], trie, W, args.hf_batch_size), sync())[0])
-    mine = beam_search(model, ic[:h], mc[:h], trie, beam_width=W)
-    leaves, _ = distinct_leaves(mine, trie, lang.item_tokens(args.modality))
-    identical = sum(list(a) == list(b) for a, b in zip(leaves, hf_leaves))
+    _, t_hf, identical, max_diff = against_hf(model, ic[:h], mc[:h], trie, W, args.hf_batch_size,
+                                              lang.item_tokens(args.modality), sync)
     g = args.gpu_users
     beam_search(model, ic[:256], mc[:256], trie, beam_width=W)  # warm-up
     sync()
     _, t = timed(lambda: (beam_search(model, ic[:g], mc[:g], trie, beam_width=W, batch_size=args.batch_size), sync()))
     out = {"device": torch.cuda.get_device_name(), "step": "cuda" if cuda_step_available() else "torch", "hf_identical_top20_lists": f"{identical}/{h}",
-           "hf_generate_users_per_s": round(h / t_hf, 2), "ours_users_per_s": round(g / t, 1),
+           "hf_max_score_diff": max_diff, "hf_generate_users_per_s": round(h / t_hf, 2), "ours_users_per_s": round(g / t, 1),
            "ratio_to_hf": round((g / t) / (h / t_hf), 1), "users_timed": g,
            "test_set_both_modalities_s": round(2 * TEST_USERS / (g / t), 2)}
     print(json.dumps({"gpu": out}))
@@ -158,21 +166,17 @@ def main():
     mask = torch.ones_like(ids)
     W, L, S, V = args.beams, trie.depth, ids.shape[1], lang.vocab_size
     result = {
-        "hf_batch_size": args.hf_batch_size,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__, "modality": args.modality, "beams": W, "source_len": S, "catalog": lang.n_items,
-        "cuda": torch.cuda.is_available(),
+        "cuda": torch.cuda.is_available(), "hf_batch_size": args.hf_batch_size,
     }
     print(json.dumps(result))
 
     # correctness first
     h = args.hf_users
-    (hf_leaves, hf_scores), t_hf = timed(lambda: hf_search(model, ids[:h], mask[:h], trie, W, args.hf_batch_size))
-    ours_hf = beam_search(model, ids[:h], mask[:h], trie, beam_width=W, normalise="full")
-    leaves, scores = distinct_leaves(ours_hf, trie, lang.item_tokens(args.modality))
-    identical = sum(list(a) == list(b) for a, b in zip(leaves, hf_leaves))
-    max_diff = max(float(np.abs(np.array(s) - hs).max()) for s, hs in zip(scores, hf_scores))
+    hf_leaves, t_hf, identical, max_diff = against_hf(model, ids[:h], mask[:h], trie, W, args.hf_batch_size,
+                                                      lang.item_tokens(args.modality))
     result["hf_identical_top20_lists"] = f"{identical}/{h}"
     result["hf_max_score_diff"] = max_diff
     r = args.ref_users
